@@ -1,0 +1,42 @@
+"""Serve a WSGI app on a free loopback port in a background thread, for tests and `make run`."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from werkzeug.serving import BaseWSGIServer, make_server
+
+
+@dataclass
+class ServerHandle:
+    """A running loopback server; `stop()` shuts it down and joins its thread."""
+
+    server: BaseWSGIServer
+    thread: threading.Thread
+    url: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+    def __enter__(self) -> ServerHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def serve_in_thread(app, port: int = 0) -> ServerHandle:
+    """Start `app` on 127.0.0.1 (port 0 = any free port), threaded, as a daemon thread.
+
+    Daemon threads die with the test process, so a forgotten server never outlives it.
+    """
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name=f"devserver-{server.server_port}", daemon=True)
+    thread.start()
+    return ServerHandle(server=server, thread=thread)
