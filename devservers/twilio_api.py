@@ -61,21 +61,31 @@ ERRORS: dict[int, tuple[int, str]] = {
     20500: (500, "Internal Server Error"),
     20503: (503, "Service Unavailable"),
     21211: (400, "Invalid 'To' Phone Number: {to}"),
-    21212: (400, "The 'From' number {from_} is not a valid phone number, shortcode, "
-                 "or alphanumeric sender ID."),
+    21212: (
+        400,
+        "The 'From' number {from_} is not a valid phone number, shortcode, or alphanumeric sender ID.",
+    ),
     21266: (400, "'To' and 'From' number cannot be the same: {to}"),
-    21408: (400, "Permission to send an SMS has not been enabled for the region indicated by the "
-                 "'To' number: {to}"),
+    21408: (
+        400,
+        "Permission to send an SMS has not been enabled for the region indicated by the 'To' number: {to}",
+    ),
     21602: (400, "Message body is required."),
     21603: (400, "A 'From' phone number is required."),
     21604: (400, "A 'To' phone number is required."),
-    21606: (400, "The From phone number {from_} is not a valid, SMS-capable inbound phone number "
-                 "or short code for your account."),
+    21606: (
+        400,
+        "The From phone number {from_} is not a valid, SMS-capable inbound phone number "
+        "or short code for your account.",
+    ),
     21609: (400, "The StatusCallback URL {url} is not a valid URL."),
     21610: (400, "Attempt to send to unsubscribed recipient"),
     21611: (400, "This 'From' number has exceeded the maximum number of queued messages"),
-    21612: (400, "The 'To' phone number: {to}, is not currently reachable using the 'From' phone number: "
-                 "{from_} via SMS."),
+    21612: (
+        400,
+        "The 'To' phone number: {to}, is not currently reachable using the 'From' phone number: "
+        "{from_} via SMS.",
+    ),
     21614: (400, "'To' number is not a valid mobile number"),
     21617: (400, "The concatenated message body exceeds the 1600 character limit."),
     21701: (400, "The Messaging Service Sid {mg} is invalid."),
@@ -89,8 +99,13 @@ DELIVERY_ERRORS = {
     30008: "Unknown error",
 }
 # Twilio's documented magic test numbers (test credentials); cheap to honour everywhere.
-MAGIC_TO = {"+15005550001": 21211, "+15005550002": 21612, "+15005550003": 21408,
-            "+15005550004": 21610, "+15005550009": 21614}
+MAGIC_TO = {
+    "+15005550001": 21211,
+    "+15005550002": 21612,
+    "+15005550003": 21408,
+    "+15005550004": 21610,
+    "+15005550009": 21614,
+}
 MAGIC_FROM = {"+15005550001": 21212, "+15005550007": 21606, "+15005550008": 21611}
 FAULT_KINDS = {"429": 20429, "500": 20500, "503": 20503, "timeout": None}
 FINAL_STATUSES = {"delivered", "undelivered", "failed"}
@@ -193,14 +208,26 @@ class Message:
     def to_json(self) -> dict[str, Any]:
         """The resource's JSON, shaped like Twilio's (counts as strings, dates RFC 2822)."""
         return {
-            "account_sid": self.account_sid, "api_version": API_VERSION, "body": self.body,
-            "date_created": _rfc2822(self.date_created), "date_sent": _rfc2822(self.date_sent),
-            "date_updated": _rfc2822(self.date_updated), "direction": self.direction,
-            "error_code": self.error_code, "error_message": self.error_message, "from": self.from_,
-            "messaging_service_sid": self.messaging_service_sid, "num_media": str(self.num_media),
-            "num_segments": str(self.num_segments), "price": None, "price_unit": "USD", "sid": self.sid,
-            "status": self.status, "subresource_uris": {"media": self.uri.replace(".json", "/Media.json")},
-            "to": self.to, "uri": self.uri,
+            "account_sid": self.account_sid,
+            "api_version": API_VERSION,
+            "body": self.body,
+            "date_created": _rfc2822(self.date_created),
+            "date_sent": _rfc2822(self.date_sent),
+            "date_updated": _rfc2822(self.date_updated),
+            "direction": self.direction,
+            "error_code": self.error_code,
+            "error_message": self.error_message,
+            "from": self.from_,
+            "messaging_service_sid": self.messaging_service_sid,
+            "num_media": str(self.num_media),
+            "num_segments": str(self.num_segments),
+            "price": None,
+            "price_unit": "USD",
+            "sid": self.sid,
+            "status": self.status,
+            "subresource_uris": {"media": self.uri.replace(".json", "/Media.json")},
+            "to": self.to,
+            "uri": self.uri,
         }
 
 
@@ -231,13 +258,18 @@ class TwilioError(Exception):
     def __init__(self, code: int, **fields: Any) -> None:
         status, template = ERRORS.get(code, (400, "Error {code}"))
         self.code, self.status = code, status
-        self.message = template.format_map({"to": "", "from_": "", "url": "", "mg": "", "path": "",
-                                            "detail": "", "code": code, **fields})
+        self.message = template.format_map(
+            {"to": "", "from_": "", "url": "", "mg": "", "path": "", "detail": "", "code": code, **fields}
+        )
         super().__init__(code)
 
     def response(self) -> Response:
-        resp = jsonify(code=self.code, message=self.message, status=self.status,
-                       more_info=f"https://www.twilio.com/docs/errors/{self.code}")
+        resp = jsonify(
+            code=self.code,
+            message=self.message,
+            status=self.status,
+            more_info=f"https://www.twilio.com/docs/errors/{self.code}",
+        )
         resp.status_code = self.status
         if self.status == 401:
             resp.headers["WWW-Authenticate"] = 'Basic realm="Twilio API"'
@@ -247,15 +279,26 @@ class TwilioError(Exception):
 class TwilioState:
     """Everything the fake knows: accounts, messages, switches, webhook log. Thread-safe."""
 
-    def __init__(self, accounts: Mapping[str, str] | None = None, *, callback_delay: float = 0.0,
-                 callbacks_enabled: bool = True, auto_advance: bool = True, callback_timeout: float = 5.0,
-                 hang_seconds: float = 30.0, clock: Callable[[], datetime] = _utcnow) -> None:
+    def __init__(
+        self,
+        accounts: Mapping[str, str] | None = None,
+        *,
+        callback_delay: float = 0.0,
+        callbacks_enabled: bool = True,
+        auto_advance: bool = True,
+        callback_timeout: float = 5.0,
+        hang_seconds: float = 30.0,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
         self.accounts: dict[str, str] = dict(accounts or {DEFAULT_ACCOUNT_SID: DEFAULT_AUTH_TOKEN})
         self.callback_timeout = callback_timeout
         self.hang_seconds = hang_seconds
         self.clock = clock
-        self._defaults = {"callback_delay": callback_delay, "callbacks_enabled": callbacks_enabled,
-                          "auto_advance": auto_advance}
+        self._defaults = {
+            "callback_delay": callback_delay,
+            "callbacks_enabled": callbacks_enabled,
+            "auto_advance": auto_advance,
+        }
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._closing = threading.Event()
@@ -293,8 +336,14 @@ class TwilioState:
         with self._lock:
             self._faults.extend([kind] * times)
 
-    def set_outcome(self, number: str, *, create_error: int | None = None, final_status: str | None = None,
-                    error_code: int | None = None) -> None:
+    def set_outcome(
+        self,
+        number: str,
+        *,
+        create_error: int | None = None,
+        final_status: str | None = None,
+        error_code: int | None = None,
+    ) -> None:
         """Decide what happens to messages for `number`; a delivery error code alone means undelivered."""
         status = final_status or ("undelivered" if error_code else "delivered")
         if status not in FINAL_STATUSES:
@@ -382,22 +431,28 @@ class TwilioState:
         with self._lock:
             messages = list(self._messages.values())
             return {
-                "messages": len(messages), "inbound": len(self._inbound),
+                "messages": len(messages),
+                "inbound": len(self._inbound),
                 "by_status": dict(Counter(m.status for m in messages)),
-                "creates_attempted": len(self._create_times), **dict(self._counters),
+                "creates_attempted": len(self._create_times),
+                **dict(self._counters),
                 "webhooks_failed": sum(1 for w in self._webhooks if w.error or (w.status_code or 0) >= 400),
                 "max_creates_per_second": self.max_creates_per_second(),
-                "pending_faults": list(self._faults), "outcomes": len(self._outcomes),
-                "latency_ms": self.latency_ms, "callbacks_enabled": self.callbacks_enabled,
-                "callback_delay": self.callback_delay, "auto_advance": self.auto_advance,
+                "pending_faults": list(self._faults),
+                "outcomes": len(self._outcomes),
+                "latency_ms": self.latency_ms,
+                "callbacks_enabled": self.callbacks_enabled,
+                "callback_delay": self.callback_delay,
+                "auto_advance": self.auto_advance,
             }
 
     def wait_for_status(self, sid: str, *statuses: str, timeout: float = 5.0) -> Message:
         """Block until message `sid` reaches one of `statuses` (default: any final one)."""
         wanted = set(statuses) or FINAL_STATUSES
         with self._changed:
-            if not self._changed.wait_for(lambda: (m := self.get(sid)) is not None and m.status in wanted,
-                                          timeout):
+            if not self._changed.wait_for(
+                lambda: (m := self.get(sid)) is not None and m.status in wanted, timeout
+            ):
                 raise TimeoutError(f"{sid} did not reach {sorted(wanted)}")
             return self.get(sid)  # type: ignore[return-value]
 
@@ -474,10 +529,20 @@ class TwilioState:
         steps = ["queued"] if service else []
         steps += ["failed"] if outcome.final_status == "failed" else ["sent", outcome.final_status]
         return Message(
-            sid="SM" + secrets.token_hex(16), account_sid=account_sid, to=to, from_=from_, body=body,
-            status="accepted" if service else "queued", num_segments=count_segments(body),
-            num_media=len(media), messaging_service_sid=service, status_callback=callback,
-            date_created=now, date_updated=now, seq=next(self._seq), steps=steps,
+            sid="SM" + secrets.token_hex(16),
+            account_sid=account_sid,
+            to=to,
+            from_=from_,
+            body=body,
+            status="accepted" if service else "queued",
+            num_segments=count_segments(body),
+            num_media=len(media),
+            messaging_service_sid=service,
+            status_callback=callback,
+            date_created=now,
+            date_updated=now,
+            seq=next(self._seq),
+            steps=steps,
             final_error_code=outcome.error_code,
         )
 
@@ -489,14 +554,24 @@ class TwilioState:
 
     def list_messages(self, account_sid: str, args: Mapping[str, str]) -> list[Message]:
         """Messages of `account_sid` matching Twilio's list filters, newest first."""
-        filters = [(key, _parse_date_filter(key, args[key])) for key in ("DateSent", "DateSent>", "DateSent<")
-                   if args.get(key)]
+        filters = [
+            (key, _parse_date_filter(key, args[key]))
+            for key in ("DateSent", "DateSent>", "DateSent<")
+            if args.get(key)
+        ]
         with self._lock:
-            found = [m for m in itertools.chain(self._messages.values(), self._inbound)
-                     if m.account_sid == account_sid]
-        found = [m for m in found if (not args.get("To") or m.to == args["To"])
-                 and (not args.get("From") or m.from_ == args["From"])
-                 and all(_date_matches(m.date_sent, key, value) for key, value in filters)]
+            found = [
+                m
+                for m in itertools.chain(self._messages.values(), self._inbound)
+                if m.account_sid == account_sid
+            ]
+        found = [
+            m
+            for m in found
+            if (not args.get("To") or m.to == args["To"])
+            and (not args.get("From") or m.from_ == args["From"])
+            and all(_date_matches(m.date_sent, key, value) for key, value in filters)
+        ]
         return sorted(found, key=lambda m: (m.date_created, m.seq), reverse=True)
 
     # ---- lifecycle: queued -> sent -> delivered, with status callbacks ----------------------------
@@ -559,17 +634,29 @@ class TwilioState:
         if url and params:
             self._post_webhook("status", url, params, token)
 
-    def _post_webhook(self, kind: str, url: str, params: dict[str, str], token: str,
-                      timeout: float | None = None) -> CallbackAttempt:
+    def _post_webhook(
+        self, kind: str, url: str, params: dict[str, str], token: str, timeout: float | None = None
+    ) -> CallbackAttempt:
         signature = twilio_signature(token, url, params)
         attempt = CallbackAttempt(kind=kind, url=url, params=params, signature=signature)
-        headers = {"X-Twilio-Signature": signature, "User-Agent": "TwilioProxy/1.1",
-                   "I-Twilio-Idempotency-Token": secrets.token_hex(16)}
+        headers = {
+            "X-Twilio-Signature": signature,
+            "User-Agent": "TwilioProxy/1.1",
+            "I-Twilio-Idempotency-Token": secrets.token_hex(16),
+        }
         try:
-            with requests.post(url, data=params, headers=headers, timeout=timeout or self.callback_timeout,
-                               allow_redirects=False) as resp:
-                attempt.status_code, attempt.response_body = resp.status_code, resp.text
+            with requests.post(
+                url,
+                data=params,
+                headers=headers,
+                timeout=timeout or self.callback_timeout,
+                allow_redirects=False,
+            ) as resp:
+                attempt.status_code = resp.status_code
                 attempt.content_type = resp.headers.get("Content-Type", "")
+                # TwiML is XML, UTF-8 unless declared otherwise; requests would guess Latin-1 for text/xml.
+                charset = resp.encoding if "charset" in attempt.content_type.lower() else "utf-8"
+                attempt.response_body = resp.content.decode(charset or "utf-8", errors="replace")
         except requests.RequestException as exc:
             attempt.error = f"{type(exc).__name__}: {exc}"
         with self._lock:
@@ -580,40 +667,94 @@ class TwilioState:
 
     # ---- inbound ---------------------------------------------------------------------------------
 
-    def simulate_inbound(self, url: str, from_: str, to: str, body: str, auth_token: str | None = None,
-                         message_sid: str | None = None, *, account_sid: str | None = None,
-                         messaging_service_sid: str | None = None, timeout: float = 15.0) -> CallbackAttempt:
+    def simulate_inbound(
+        self,
+        url: str,
+        from_: str,
+        to: str,
+        body: str,
+        auth_token: str | None = None,
+        message_sid: str | None = None,
+        *,
+        account_sid: str | None = None,
+        messaging_service_sid: str | None = None,
+        timeout: float = 15.0,
+    ) -> CallbackAttempt:
         """POST a signed incoming-SMS webhook to `url` as Twilio does; returns the app's TwiML reply."""
         account_sid = account_sid or next(iter(self.accounts))
         token = auth_token or self.accounts[account_sid]
         sid = message_sid or "SM" + secrets.token_hex(16)
         params = {
-            "ToCountry": _country(to), "ToState": "", "SmsMessageSid": sid, "NumMedia": "0", "ToCity": "",
-            "FromZip": "", "SmsSid": sid, "FromState": "", "SmsStatus": "received", "FromCity": "",
-            "Body": body, "FromCountry": _country(from_), "To": to, "ToZip": "",
-            "NumSegments": str(count_segments(body)), "MessageSid": sid, "AccountSid": account_sid,
-            "From": from_, "ApiVersion": API_VERSION,
+            "ToCountry": _country(to),
+            "ToState": "",
+            "SmsMessageSid": sid,
+            "NumMedia": "0",
+            "ToCity": "",
+            "FromZip": "",
+            "SmsSid": sid,
+            "FromState": "",
+            "SmsStatus": "received",
+            "FromCity": "",
+            "Body": body,
+            "FromCountry": _country(from_),
+            "To": to,
+            "ToZip": "",
+            "NumSegments": str(count_segments(body)),
+            "MessageSid": sid,
+            "AccountSid": account_sid,
+            "From": from_,
+            "ApiVersion": API_VERSION,
         }
         if messaging_service_sid:
             params["MessagingServiceSid"] = messaging_service_sid
         now = self.clock().replace(microsecond=0)
         with self._lock:
-            self._inbound.append(Message(
-                sid=sid, account_sid=account_sid, to=to, from_=from_, body=body, status="received",
-                direction="inbound", num_segments=int(params["NumSegments"]),
-                messaging_service_sid=messaging_service_sid, date_created=now, date_updated=now,
-                date_sent=now, seq=next(self._seq)))
+            self._inbound.append(
+                Message(
+                    sid=sid,
+                    account_sid=account_sid,
+                    to=to,
+                    from_=from_,
+                    body=body,
+                    status="received",
+                    direction="inbound",
+                    num_segments=int(params["NumSegments"]),
+                    messaging_service_sid=messaging_service_sid,
+                    date_created=now,
+                    date_updated=now,
+                    date_sent=now,
+                    seq=next(self._seq),
+                )
+            )
         return self._post_webhook("inbound", url, params, token, timeout=timeout)
 
 
-CONTROL_KEYS = frozenset({"reset", "latency_ms", "hang_seconds", "callbacks_enabled", "auto_advance",
-                          "callback_delay", "fail", "times", "outcomes"})
+CONTROL_KEYS = frozenset(
+    {
+        "reset",
+        "latency_ms",
+        "hang_seconds",
+        "callbacks_enabled",
+        "auto_advance",
+        "callback_delay",
+        "fail",
+        "times",
+        "outcomes",
+    }
+)
 
 
 def _status_params(message: Message, now: datetime) -> dict[str, str]:
-    params = {"SmsSid": message.sid, "SmsStatus": message.status, "MessageStatus": message.status,
-              "To": message.to, "MessageSid": message.sid, "AccountSid": message.account_sid,
-              "From": message.from_ or "", "ApiVersion": API_VERSION}
+    params = {
+        "SmsSid": message.sid,
+        "SmsStatus": message.status,
+        "MessageStatus": message.status,
+        "To": message.to,
+        "MessageSid": message.sid,
+        "AccountSid": message.account_sid,
+        "From": message.from_ or "",
+        "ApiVersion": API_VERSION,
+    }
     if message.messaging_service_sid:
         params["MessagingServiceSid"] = message.messaging_service_sid
     if message.status in ("undelivered", "failed") and message.error_code:
@@ -660,7 +801,7 @@ def _page(state: TwilioState, account_sid: str) -> Response:
     if after is not None:  # a cursor stays right when new messages arrive between pages
         start = after
     with state._lock:
-        chunk = [m.to_json() for m in found[start:start + size]]
+        chunk = [m.to_json() for m in found[start : start + size]]
     base = f"/{API_VERSION}/Accounts/{account_sid}/Messages.json"
     kept = [(k, v) for k, v in args.items(multi=True) if k not in ("Page", "PageSize", "PageToken")]
 
@@ -670,8 +811,13 @@ def _page(state: TwilioState, account_sid: str) -> Response:
 
     more = start + size < len(found)
     return jsonify(
-        messages=chunk, page=number, page_size=size, start=start,
-        end=start + max(len(chunk) - 1, 0), uri=uri(number, token or None), first_page_uri=uri(0),
+        messages=chunk,
+        page=number,
+        page_size=size,
+        start=start,
+        end=start + max(len(chunk) - 1, 0),
+        uri=uri(number, token or None),
+        first_page_uri=uri(0),
         next_page_uri=uri(number + 1, "PA" + chunk[-1]["sid"]) if more and chunk else None,
         previous_page_uri=uri(number - 1) if number > 0 else None,
     )
@@ -679,8 +825,12 @@ def _page(state: TwilioState, account_sid: str) -> Response:
 
 def _authenticate(state: TwilioState, account_sid: str) -> None:
     auth = request.authorization
-    if (auth is None or auth.type != "basic" or not auth.username
-            or not hmac.compare_digest(state.accounts.get(auth.username, "\0"), auth.password or "")):
+    if (
+        auth is None
+        or auth.type != "basic"
+        or not auth.username
+        or not hmac.compare_digest(state.accounts.get(auth.username, "\0"), auth.password or "")
+    ):
         raise TwilioError(20003)
     if auth.username != account_sid:
         raise TwilioError(20404, path=request.path)
@@ -750,12 +900,23 @@ def register_control_routes(app: Flask, state: TwilioState) -> None:
         missing = [k for k in ("url", "from", "to", "body") if k not in doc]
         if missing:
             return jsonify(error=f"missing keys: {missing}"), 400
-        result = state.simulate_inbound(doc["url"], doc["from"], doc["to"], doc["body"],
-                                        doc.get("auth_token"), doc.get("message_sid"),
-                                        account_sid=doc.get("account_sid"),
-                                        messaging_service_sid=doc.get("messaging_service_sid"))
-        return jsonify(message_sid=result.params["MessageSid"], status=result.status_code,
-                       body=result.response_body, content_type=result.content_type, error=result.error)
+        result = state.simulate_inbound(
+            doc["url"],
+            doc["from"],
+            doc["to"],
+            doc["body"],
+            doc.get("auth_token"),
+            doc.get("message_sid"),
+            account_sid=doc.get("account_sid"),
+            messaging_service_sid=doc.get("messaging_service_sid"),
+        )
+        return jsonify(
+            message_sid=result.params["MessageSid"],
+            status=result.status_code,
+            body=result.response_body,
+            content_type=result.content_type,
+            error=result.error,
+        )
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -821,8 +982,11 @@ def main(argv: Iterable[str] | None = None) -> None:
     args = parser.parse_args(list(argv) if argv is not None else None)
 
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(name)s %(message)s")
-    state = TwilioState({args.account_sid: args.auth_token}, callback_delay=args.callback_delay,
-                        callbacks_enabled=not args.no_callbacks)
+    state = TwilioState(
+        {args.account_sid: args.auth_token},
+        callback_delay=args.callback_delay,
+        callbacks_enabled=not args.no_callbacks,
+    )
     state.latency_ms = args.latency_ms
     handle = serve_in_thread(create_twilio_app(state=state), port=args.port)
     log.info("fake Twilio API on %s, account %s", handle.url, args.account_sid)

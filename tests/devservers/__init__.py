@@ -1,0 +1,1 @@
+"""Tests for the local stand-ins for REDCap and Twilio."""
