@@ -1,0 +1,96 @@
+"""The follow-up service's Flask application factory.
+
+The factory only wires things together: no migrations, no network, no scheduler, so tests
+can build as many apps as they like and the web workers never start background jobs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask
+
+from config import Config, ConfigError, load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+__all__ = ["ConfigError", "create_app"]
+
+
+def create_app(config: Config | str | None = None) -> Flask:
+    """Build the app from a Config object, an environment name, or FOLLOWUP_ENV."""
+    if not isinstance(config, Config):
+        config = load_config(config)
+    config.ensure_secret_key()
+    app = Flask(
+        __name__,
+        instance_path=config.INSTANCE_PATH,
+        template_folder=str(ROOT / "templates"),
+        static_folder="static",
+    )
+    app.config.from_object(config)
+    app.config["FOLLOWUP_ENV"] = config.ENV_NAME
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    configure_logging(app)
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_commands(app)
+    return app
+
+
+def configure_logging(app: Flask) -> None:
+    """Text or JSON logs, with phone numbers and tokens scrubbed from every record."""
+    from app.logging_setup import setup_logging
+
+    setup_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
+
+
+def register_extensions(app: Flask) -> None:
+    """Bind the unbound extensions of app.extensions to this app."""
+    from app import models  # noqa: F401  (the models must be imported for Alembic and the session)
+    from app.extensions import babel, csrf, db, limiter, login_manager, migrate
+    from app.i18n import select_locale
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True, compare_type=True)
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "console_auth.login"
+    login_manager.session_protection = "strong"
+    limiter.init_app(app)
+    babel.init_app(
+        app, locale_selector=select_locale, default_translation_directories=str(ROOT / "translations")
+    )
+    if app.config.get("PROXY_FIX_HOPS"):
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = app.config["PROXY_FIX_HOPS"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_prefix=hops)
+
+
+def register_blueprints(app: Flask) -> None:
+    """One blueprint per audience: participants, coordinators, SMS provider, health checks."""
+    from app.console import bp as console_bp
+    from app.health import bp as health_bp
+    from app.patient import bp as patient_bp
+    from app.webhooks import bp as webhooks_bp
+
+    app.register_blueprint(health_bp)
+    app.register_blueprint(patient_bp)
+    app.register_blueprint(console_bp)
+    app.register_blueprint(webhooks_bp)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    """Plain, friendly error pages that never echo the request back."""
+    from app.errors import register
+
+    register(app)
+
+
+def register_commands(app: Flask) -> None:
+    """Operator commands under `flask --app wsgi …`."""
+    from app.cli import register
+
+    register(app)

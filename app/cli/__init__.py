@@ -1,0 +1,16 @@
+"""Operator commands, grouped by area; each prints one line and exits non-zero on failure."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def register(app: Flask) -> None:
+    """Attach every command group to the app's CLI."""
+    from app.cli.demo import demo_cli
+    from app.cli.tick import tick_command
+    from app.cli.users import users_cli
+
+    app.cli.add_command(users_cli)
+    app.cli.add_command(demo_cli)
+    app.cli.add_command(tick_command)

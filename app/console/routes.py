@@ -1,0 +1,1 @@
+"""Console routes (built out by the console work)."""

@@ -1,0 +1,28 @@
+"""The data model. Import models from here; each file holds one area."""
+
+from app.models.audit import AuditEntry
+from app.models.messaging import InboundMessage, OutboundMessage
+from app.models.participant import Participant
+from app.models.survey import InstrumentVersion, Submission, SurveyLink
+from app.models.system import SchedulerLease, SystemState
+from app.models.types import UTCDateTime, utcnow
+from app.models.user import ROLES, ROLES_BY_NAME, User
+from app.models.visit import Visit
+
+__all__ = [
+    "ROLES",
+    "ROLES_BY_NAME",
+    "AuditEntry",
+    "InboundMessage",
+    "InstrumentVersion",
+    "OutboundMessage",
+    "Participant",
+    "SchedulerLease",
+    "Submission",
+    "SurveyLink",
+    "SystemState",
+    "UTCDateTime",
+    "User",
+    "Visit",
+    "utcnow",
+]

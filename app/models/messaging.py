@@ -1,0 +1,95 @@
+"""The SMS outbox and inbox.
+
+Outbound rows are planned before they are sent, one per visit and reminder slot, so the
+database itself refuses a second text for the same purpose.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.extensions import db
+from app.models.types import UTCDateTime, utcnow
+
+OUTBOUND_STATUSES = (
+    "pending",  # planned, not yet claimed
+    "sending",  # claimed by a sender; the provider may or may not have it (reconcile after a crash)
+    "queued",  # accepted by the provider
+    "sent",
+    "delivered",
+    "undelivered",
+    "failed",
+    "skipped",  # not sent on purpose (stale, blocked at send time); reason in error_message
+    "cancelled",  # withdrawn before sending (visit completed, participant withdrawn…)
+)
+OUTBOUND_KINDS = ("reminder", "manual", "redflag_alert", "reply", "test")
+
+
+class OutboundMessage(db.Model):
+    """One text we intend to send or have sent."""
+
+    __tablename__ = "outbound_messages"
+    __table_args__ = (
+        UniqueConstraint("visit_id", "slot"),
+        CheckConstraint(f"status IN {OUTBOUND_STATUSES!r}", name="status_known"),
+        CheckConstraint(f"kind IN {OUTBOUND_KINDS!r}", name="kind_known"),
+        Index("ix_outbound_status_due", "status", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Unique purpose of the text ("visit:12:r0", "redflag:5:+86…" hashed…): the second guard
+    # for texts that have no visit, where (visit_id, slot) cannot be unique.
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(20), default="reminder")
+    participant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("participants.id", ondelete="CASCADE"), index=True
+    )
+    visit_id: Mapped[int | None] = mapped_column(ForeignKey("visits.id", ondelete="CASCADE"))
+    slot: Mapped[str | None] = mapped_column(String(32))
+    to_e164: Mapped[str | None] = mapped_column(String(20))
+    language: Mapped[str] = mapped_column(String(5), default="en")
+    template: Mapped[str] = mapped_column(String(50), default="reminder")
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The visit's schedule_version when planned: a reschedule makes older rows stale.
+    schedule_version: Mapped[int] = mapped_column(default=1)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    provider_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    segments: Mapped[int | None] = mapped_column()
+    error_code: Mapped[str | None] = mapped_column(String(20))
+    error_message: Mapped[str | None] = mapped_column(String(500))
+    attempts: Mapped[int] = mapped_column(default=0)
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    participant = relationship("Participant")
+    visit = relationship("Visit")
+
+    def __repr__(self) -> str:
+        return f"<OutboundMessage {self.id} {self.kind}/{self.slot} {self.status}>"
+
+
+class InboundMessage(db.Model):
+    """A text a participant (or anyone) sent to the study number; the body is kept for coordinators."""
+
+    __tablename__ = "inbound_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_sid: Mapped[str] = mapped_column(String(64), unique=True)
+    participant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("participants.id", ondelete="SET NULL"), index=True
+    )
+    from_e164: Mapped[str] = mapped_column(String(20))
+    body: Mapped[str] = mapped_column(Text, default="")
+    keyword: Mapped[str | None] = mapped_column(String(20))  # stop / start / help / None
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    handled_by: Mapped[str | None] = mapped_column(String(200))
+
+    participant = relationship("Participant")

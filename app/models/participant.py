@@ -1,0 +1,76 @@
+"""Participants as the roster in REDCap describes them, plus what SMS taught us about their phone."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import CheckConstraint, Date, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.extensions import db
+from app.models.types import UTCDateTime, utcnow
+
+STUDY_STATUSES = ("active", "withdrawn", "deceased", "lost")
+LANGUAGES = ("en", "zh")
+# Why a number cannot be texted; "ok" means it can.
+PHONE_STATUSES = ("ok", "missing", "invalid", "unusable")
+
+
+class Participant(db.Model):
+    """One enrolled participant, keyed by the REDCap record id.
+
+    `status` mirrors REDCap's study status; SMS opt-out is kept apart because REDCap does
+    not know about it and a roster sync must never undo a participant's STOP.
+    """
+
+    __tablename__ = "participants"
+    __table_args__ = (
+        CheckConstraint(f"status IN {STUDY_STATUSES!r}", name="status_known"),
+        CheckConstraint(f"language IN {LANGUAGES!r}", name="language_known"),
+        CheckConstraint(f"phone_status IN {PHONE_STATUSES!r}", name="phone_status_known"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    record_id: Mapped[str] = mapped_column(String(100), unique=True)
+    phone_e164: Mapped[str | None] = mapped_column(String(20))
+    phone_status: Mapped[str] = mapped_column(String(20), default="missing")
+    phone_error: Mapped[str | None] = mapped_column(String(200))
+    language: Mapped[str] = mapped_column(String(5), default="en")
+    timezone: Mapped[str] = mapped_column(String(64))
+    sms_consent: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[str] = mapped_column(String(20), default="active", index=True)
+    opted_out: Mapped[bool] = mapped_column(default=False)
+    opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    anchor_date: Mapped[date] = mapped_column(Date)
+    enrolled_on: Mapped[date | None] = mapped_column(Date)
+    roster_hash: Mapped[str | None] = mapped_column(String(64))
+    roster_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    roster_problem: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    visits = relationship("Visit", back_populates="participant", order_by="Visit.opens_at", lazy="selectin")
+
+    def sms_block_reason(self) -> str | None:
+        """Why this participant must not be texted now, or None when a text is allowed."""
+        if self.status != "active":
+            return f"status {self.status}"
+        if self.opted_out:
+            return "opted out by SMS"
+        if not self.sms_consent:
+            return "no SMS consent"
+        if self.phone_status != "ok" or not self.phone_e164:
+            return f"phone {self.phone_status}"
+        return None
+
+    @property
+    def can_receive_sms(self) -> bool:
+        return self.sms_block_reason() is None
+
+    @property
+    def effective_status(self) -> str:
+        """The status coordinators see: opted out shows over active."""
+        return "opted_out" if self.status == "active" and self.opted_out else self.status
+
+    def __repr__(self) -> str:  # no phone number: reprs end up in logs
+        return f"<Participant {self.record_id} {self.effective_status}>"

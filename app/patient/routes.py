@@ -1,0 +1,1 @@
+"""Patient routes (built out by the questionnaire work)."""

@@ -1,0 +1,1 @@
+"""Webhook routes (built out by the SMS and REDCap work)."""

@@ -1,0 +1,383 @@
+"""Configuration from environment variables, one class per environment.
+
+Every setting is read and checked once, when the configuration object is built, so a
+bad value stops start-up with one line naming the setting instead of failing later
+in the middle of a send pass. A `.env` file in the project root is read if present.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dotenv import dotenv_values
+
+BASE_DIR = Path(__file__).resolve().parent
+DEFAULT_INSTANCE_DIR = BASE_DIR / "instance"
+
+DEFAULT_VISIT_PLAN: list[dict[str, Any]] = [
+    {
+        "key": "week_4",
+        "event": "week_4_arm_1",
+        "target_day": 28,
+        "window": [25, 35],
+        "reminders": [["open", 0], ["open", 3], ["close", -2]],
+    },
+    {
+        "key": "month_6",
+        "event": "month_6_arm_1",
+        "target_day": 182,
+        "window": [168, 196],
+        "reminders": [["open", 0], ["open", 3], ["close", -2]],
+    },
+]
+
+DEFAULT_RED_FLAG_RULES: list[dict[str, Any]] = [
+    {"field": "fu_spo2", "op": "<=", "value": 93, "reason": "home SpO2 at or below 93%"},
+    {"field": "fu_mmrc", "op": "==", "value": "4", "reason": "breathlessness grade 4"},
+    {"field": "fu_ae___3", "op": "==", "value": "1", "reason": "chest pain reported"},
+    {"field": "fu_readmitted", "op": "==", "value": "1", "reason": "readmitted to hospital"},
+]
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid; the message names the setting."""
+
+
+class _Reader:
+    """Reads typed settings from a mapping and names the setting in every error."""
+
+    def __init__(self, environ: Mapping[str, str]):
+        self.environ = environ
+
+    def raw(self, name: str) -> str | None:
+        value = self.environ.get(name)
+        if value is None:
+            return None
+        value = value.strip()
+        return value or None
+
+    def str(self, name: str, default: str | None = None) -> str | None:
+        value = self.raw(name)
+        return default if value is None else value
+
+    def int(self, name: str, default: int, minimum: int | None = None, maximum: int | None = None) -> int:
+        raw = self.raw(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{name}: expected a whole number, got {raw!r}") from None
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            raise ConfigError(f"{name}: must be between {minimum} and {maximum}, got {value}")
+        return value
+
+    def float(self, name: str, default: float, minimum: float = 0.0) -> float:
+        raw = self.raw(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{name}: expected a number, got {raw!r}") from None
+        if value < minimum:
+            raise ConfigError(f"{name}: must be at least {minimum}, got {value}")
+        return value
+
+    def bool(self, name: str, default: bool) -> bool:
+        raw = self.raw(name)
+        if raw is None:
+            return default
+        lowered = raw.lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off"}:
+            return False
+        raise ConfigError(f"{name}: expected true or false, got {raw!r}")
+
+    def json(self, name: str, default: Any) -> Any:
+        raw = self.raw(name)
+        if raw is None:
+            return default
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{name}: not valid JSON ({exc.msg} at position {exc.pos})") from None
+
+    def list(self, name: str, default: list[str] | None = None) -> list[str]:
+        raw = self.raw(name)
+        if raw is None:
+            return list(default or [])
+        return [part.strip() for part in raw.split(",") if part.strip()]
+
+    def timezone(self, name: str, default: str) -> str:
+        value = self.str(name, default) or default
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"{name}: unknown time zone {value!r}") from None
+        return value
+
+
+def _environment(environ: Mapping[str, str] | None) -> dict[str, str]:
+    """The process environment over the `.env` file (the real environment wins)."""
+    if environ is not None:
+        return dict(environ)
+    merged = {k: v for k, v in dotenv_values(BASE_DIR / ".env").items() if v is not None}
+    merged.update(os.environ)
+    return merged
+
+
+class Config:
+    """Settings shared by every environment. Build with `Config(environ)`; read as attributes."""
+
+    ENV_NAME = "base"
+    TESTING = False
+    DEBUG = False
+    REQUIRE_SECRET_KEY = False
+    SESSION_COOKIE_SECURE = False
+
+    def __init__(
+        self, environ: Mapping[str, str] | None = None, instance_path: str | os.PathLike | None = None
+    ):
+        env = _Reader(_environment(environ))
+        self.INSTANCE_PATH = str(instance_path or env.str("INSTANCE_PATH", str(DEFAULT_INSTANCE_DIR)))
+
+        # --- Core -----------------------------------------------------------------------
+        default_db = f"sqlite:///{Path(self.INSTANCE_PATH) / 'followup.db'}"
+        self.SQLALCHEMY_DATABASE_URI = self._database_url(env.str("DATABASE_URL", default_db) or default_db)
+        self.SQLALCHEMY_ENGINE_OPTIONS = self._engine_options(self.SQLALCHEMY_DATABASE_URI)
+        self.SECRET_KEY = env.str("SECRET_KEY")
+        if self.SECRET_KEY is None and self.REQUIRE_SECRET_KEY:
+            raise ConfigError("SECRET_KEY: required in production (a long random string)")
+        self.PUBLIC_BASE_URL = (env.str("PUBLIC_BASE_URL", "http://127.0.0.1:5000") or "").rstrip("/")
+        if not self.PUBLIC_BASE_URL.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"PUBLIC_BASE_URL: must start with http:// or https://, got {self.PUBLIC_BASE_URL!r}"
+            )
+        self.STUDY_TIMEZONE = env.timezone("STUDY_TIMEZONE", "Asia/Shanghai")
+        self.DEFAULT_PHONE_REGION = (env.str("DEFAULT_PHONE_REGION", "CN") or "CN").upper()
+        self._check_region(self.DEFAULT_PHONE_REGION)
+        self.SMS_SEND_WINDOW = env.str("SMS_SEND_WINDOW", "09:00-20:00")
+        self.VISIT_PLAN = env.json("VISIT_PLAN", DEFAULT_VISIT_PLAN)
+        self._check_schedule_settings()
+        self.MAX_CONTENT_LENGTH = env.int("MAX_CONTENT_LENGTH", 64 * 1024, minimum=1024)
+        self.LOG_LEVEL = (env.str("LOG_LEVEL", "INFO") or "INFO").upper()
+        self.LOG_FORMAT = env.str("LOG_FORMAT", "text")  # "json" in production
+
+        # --- Study ----------------------------------------------------------------------
+        self.STUDY_SHORT_NAME = env.str("STUDY_SHORT_NAME", "MSC-COVID")
+        self.STUDY_PHONE = env.str("STUDY_PHONE", "+86 20 8306 2000")
+        self.EMERGENCY_PHONE = env.str("EMERGENCY_PHONE", "120")
+        self.ONCALL_PHONES = env.list("ONCALL_PHONES")
+        self.RED_FLAG_RULES = env.json("RED_FLAG_RULES", DEFAULT_RED_FLAG_RULES)
+        self.STUDY_TRANSLATIONS_FILE = env.str(
+            "STUDY_TRANSLATIONS_FILE", str(BASE_DIR / "study" / "translations_zh.json")
+        )
+
+        # --- REDCap ---------------------------------------------------------------------
+        self.REDCAP_API_URL = env.str("REDCAP_API_URL", "http://127.0.0.1:8081/api/")
+        self.REDCAP_API_TOKEN = env.str("REDCAP_API_TOKEN")
+        self.REDCAP_PROJECT_ID = env.str("REDCAP_PROJECT_ID")
+        self.REDCAP_TIMEOUT = env.float("REDCAP_TIMEOUT", 30.0, minimum=0.1)
+        self.REDCAP_BATCH_SIZE = env.int("REDCAP_BATCH_SIZE", 100, minimum=1, maximum=10000)
+        self.REDCAP_MAX_CALLS_PER_SECOND = env.float("REDCAP_MAX_CALLS_PER_SECOND", 5.0, minimum=0.01)
+        self.REDCAP_DET_SECRET = env.str("REDCAP_DET_SECRET")
+        self.REDCAP_ENROLLMENT_EVENT = env.str("REDCAP_ENROLLMENT_EVENT", "baseline_arm_1")
+        self.REDCAP_ENROLLMENT_INSTRUMENT = env.str("REDCAP_ENROLLMENT_INSTRUMENT", "enrollment")
+        self.REDCAP_QUESTIONNAIRE_INSTRUMENT = env.str(
+            "REDCAP_QUESTIONNAIRE_INSTRUMENT", "followup_questionnaire"
+        )
+        self.REDCAP_CONTACT_INSTRUMENT = env.str("REDCAP_CONTACT_INSTRUMENT", "followup_contact")
+        self.REDCAP_ROSTER_FIELDS = env.json(
+            "REDCAP_ROSTER_FIELDS",
+            {
+                "record_id": "record_id",
+                "discharge_date": "discharge_date",
+                "phone": "mobile_phone",
+                "consent": "sms_consent",
+                "language": "preferred_language",
+                "status": "study_status",
+            },
+        )
+        self.REDCAP_LANGUAGE_CODES = env.json("REDCAP_LANGUAGE_CODES", {"1": "en", "2": "zh"})
+        self.REDCAP_STATUS_CODES = env.json(
+            "REDCAP_STATUS_CODES", {"1": "active", "2": "withdrawn", "3": "deceased", "4": "lost"}
+        )
+        self.REDCAP_CONTACT_FIELDS = env.json(
+            "REDCAP_CONTACT_FIELDS",
+            {
+                "visit_status": "fu_visit_status",
+                "invited_at": "fu_invited_at",
+                "reminders_sent": "fu_reminders_sent",
+                "red_flag": "fu_red_flag",
+            },
+        )
+        self.REDCAP_VISIT_STATUS_CODES = env.json(
+            "REDCAP_VISIT_STATUS_CODES", {"completed": "1", "missed": "2", "opted_out": "3", "withdrawn": "4"}
+        )
+        self.REDCAP_FORBIDDEN_FIELDS = env.list("REDCAP_FORBIDDEN_FIELDS", ["randomization_group"])
+        self.ROSTER_MAX_AGE_HOURS = env.float("ROSTER_MAX_AGE_HOURS", 6.0, minimum=0.0)
+
+        # --- SMS ------------------------------------------------------------------------
+        self.TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID")
+        self.TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN")
+        self.TWILIO_FROM_NUMBER = env.str("TWILIO_FROM_NUMBER")
+        self.TWILIO_MESSAGING_SERVICE_SID = env.str("TWILIO_MESSAGING_SERVICE_SID")
+        self.TWILIO_API_URL = (env.str("TWILIO_API_URL", "https://api.twilio.com") or "").rstrip("/")
+        self.TWILIO_TIMEOUT = env.float("TWILIO_TIMEOUT", 15.0, minimum=0.1)
+        has_twilio = bool(self.TWILIO_ACCOUNT_SID and self.TWILIO_AUTH_TOKEN)
+        self.SMS_BACKEND = (env.str("SMS_BACKEND", "twilio" if has_twilio else "console") or "").lower()
+        if self.SMS_BACKEND not in {"twilio", "console"}:
+            raise ConfigError(f"SMS_BACKEND: must be 'twilio' or 'console', got {self.SMS_BACKEND!r}")
+        if self.SMS_BACKEND == "twilio":
+            for name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"):
+                if not getattr(self, name):
+                    raise ConfigError(f"{name}: required when SMS_BACKEND is 'twilio'")
+            if not (self.TWILIO_FROM_NUMBER or self.TWILIO_MESSAGING_SERVICE_SID):
+                raise ConfigError("TWILIO_FROM_NUMBER: required (or TWILIO_MESSAGING_SERVICE_SID) for Twilio")
+        self.SMS_RATE_PER_SECOND = env.float("SMS_RATE_PER_SECOND", 1.0, minimum=0.01)
+        self.SMS_MAX_IN_FLIGHT = env.int("SMS_MAX_IN_FLIGHT", 4, minimum=1, maximum=64)
+        self.SMS_MANUAL_MIN_INTERVAL_MINUTES = env.int("SMS_MANUAL_MIN_INTERVAL_MINUTES", 60, minimum=0)
+
+        # --- Scheduler ------------------------------------------------------------------
+        self.SCHEDULER_SEND_SECONDS = env.int("SCHEDULER_SEND_SECONDS", 30, minimum=1)
+        self.SCHEDULER_PUSH_SECONDS = env.int("SCHEDULER_PUSH_SECONDS", 60, minimum=1)
+        self.SCHEDULER_SWEEP_SECONDS = env.int("SCHEDULER_SWEEP_SECONDS", 600, minimum=1)
+        self.SCHEDULER_ROSTER_SECONDS = env.int("SCHEDULER_ROSTER_SECONDS", 900, minimum=1)
+        self.SCHEDULER_HEARTBEAT_SECONDS = env.int("SCHEDULER_HEARTBEAT_SECONDS", 30, minimum=1)
+        self.SCHEDULER_LEASE_SECONDS = env.int("SCHEDULER_LEASE_SECONDS", 90, minimum=2)
+        self.HEALTH_HEARTBEAT_MAX_AGE_SECONDS = env.int("HEALTH_HEARTBEAT_MAX_AGE_SECONDS", 300, minimum=1)
+
+        # --- Web ------------------------------------------------------------------------
+        self.RATELIMIT_STORAGE_URI = env.str("RATELIMIT_STORAGE_URI", "memory://")
+        self.RATELIMIT_ENABLED = env.bool("RATELIMIT_ENABLED", True)
+        self.TOKEN_GUESS_LIMIT = env.str("TOKEN_GUESS_LIMIT", "30 per minute")
+        self.LOGIN_LIMIT = env.str("LOGIN_LIMIT", "10 per minute")
+        self.LOGIN_MAX_FAILURES = env.int("LOGIN_MAX_FAILURES", 5, minimum=1)
+        self.LOGIN_LOCK_MINUTES = env.int("LOGIN_LOCK_MINUTES", 15, minimum=1)
+        self.SESSION_IDLE_MINUTES = env.int("SESSION_IDLE_MINUTES", 30, minimum=1)
+        self.SESSION_COOKIE_HTTPONLY = True
+        self.SESSION_COOKIE_SAMESITE = "Lax"
+        self.REMEMBER_COOKIE_HTTPONLY = True
+        self.SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", type(self).SESSION_COOKIE_SECURE)
+        self.REMEMBER_COOKIE_SECURE = self.SESSION_COOKIE_SECURE
+        self.PROXY_FIX_HOPS = env.int("PROXY_FIX_HOPS", 0, minimum=0, maximum=5)
+        self.BABEL_DEFAULT_LOCALE = "en"
+        self.LANGUAGES = ["en", "zh"]
+        self.WTF_CSRF_TIME_LIMIT = None  # a patient may take their time; the session bounds it
+
+    # --- checks -------------------------------------------------------------------------
+    @staticmethod
+    def _database_url(url: str) -> str:
+        if url.startswith("postgres://"):
+            url = "postgresql+psycopg://" + url[len("postgres://") :]
+        elif url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url[len("postgresql://") :]
+        if not url.startswith(("sqlite://", "postgresql+psycopg://")):
+            raise ConfigError(
+                f"DATABASE_URL: only sqlite:// and postgresql:// are supported, got {url.split(':')[0]!r}"
+            )
+        return url
+
+    @staticmethod
+    def _engine_options(url: str) -> dict[str, Any]:
+        if url.startswith("sqlite"):
+            # WAL and a busy timeout are set per connection in app.extensions.
+            return {"connect_args": {"timeout": 30}}
+        return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 5}
+
+    @staticmethod
+    def _check_region(region: str) -> None:
+        import phonenumbers
+
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ConfigError(f"DEFAULT_PHONE_REGION: unknown region {region!r} (use an ISO code like CN)")
+
+    def _check_schedule_settings(self) -> None:
+        # Imported here: config.py must stay importable without the app package's dependencies.
+        from app.schedule.plan import PlanError, SendWindow, parse_visit_plan
+
+        try:
+            SendWindow.parse(self.SMS_SEND_WINDOW)
+        except PlanError as exc:
+            raise ConfigError(f"SMS_SEND_WINDOW: {exc}") from None
+        try:
+            parse_visit_plan(self.VISIT_PLAN)
+        except PlanError as exc:
+            raise ConfigError(f"VISIT_PLAN: {exc}") from None
+
+    def ensure_secret_key(self) -> None:
+        """Development only: keep a generated secret in the instance folder, so sessions survive restarts."""
+        if self.SECRET_KEY:
+            return
+        path = Path(self.INSTANCE_PATH) / "secret_key"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        self.SECRET_KEY = path.read_text().strip()
+
+
+class DevelopmentConfig(Config):
+    """`make run`: embedded SQLite, console SMS, the local REDCap-compatible API."""
+
+    ENV_NAME = "development"
+    DEBUG = False  # the debugger is not safe even locally: participants' links are real data
+
+
+class TestingConfig(Config):
+    __test__ = False  # not a pytest test class, despite the name
+
+    """pytest: the test fixtures pass their own environment mapping."""
+
+    ENV_NAME = "testing"
+    TESTING = True
+
+    def __init__(
+        self, environ: Mapping[str, str] | None = None, instance_path: str | os.PathLike | None = None
+    ):
+        base = {"SECRET_KEY": "test-secret-key", "RATELIMIT_ENABLED": "false"}
+        base.update(environ if environ is not None else {})
+        super().__init__(base, instance_path)
+        self.WTF_CSRF_ENABLED = _Reader(base).bool("WTF_CSRF_ENABLED", True)
+
+
+class ProductionConfig(Config):
+    """Behind a proxy on PostgreSQL: secrets have no defaults, cookies are secure."""
+
+    ENV_NAME = "production"
+    REQUIRE_SECRET_KEY = True
+    SESSION_COOKIE_SECURE = True
+
+    def __init__(
+        self, environ: Mapping[str, str] | None = None, instance_path: str | os.PathLike | None = None
+    ):
+        super().__init__(environ, instance_path)
+        if not self.REDCAP_API_TOKEN:
+            raise ConfigError("REDCAP_API_TOKEN: required in production")
+        if not self.PUBLIC_BASE_URL.startswith("https://"):
+            raise ConfigError("PUBLIC_BASE_URL: must be https:// in production (links carry personal tokens)")
+        self.LOG_FORMAT = "json"
+
+
+CONFIGS: dict[str, type[Config]] = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
+
+
+def load_config(name: str | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Build the configuration named by `name` or by the `FOLLOWUP_ENV` setting (default development)."""
+    env = _environment(environ)
+    name = (name or env.get("FOLLOWUP_ENV") or "development").strip().lower()
+    if name not in CONFIGS:
+        raise ConfigError(f"FOLLOWUP_ENV: must be one of {', '.join(CONFIGS)}, got {name!r}")
+    return CONFIGS[name](env)

@@ -1,0 +1,77 @@
+"""Shared fixtures: an app per test on a fresh database (SQLite, and PostgreSQL when it answers)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from app import create_app
+from app.extensions import db
+from config import TestingConfig
+from tests.dbs import postgres_test_database, postgres_unavailable_reason
+
+BACKENDS = ["sqlite", "postgres"]
+
+
+def build_app(backend: str, tmp_path: Path, **env: str) -> Flask:
+    """An app on a fresh database of `backend`, with `env` as its settings."""
+    if backend == "postgres":
+        reason = postgres_unavailable_reason()
+        if reason:
+            pytest.skip(reason)
+        url = postgres_test_database()
+    else:
+        url = f"sqlite:///{tmp_path / 'test.db'}"
+    settings = {"DATABASE_URL": url, "WTF_CSRF_ENABLED": "false"}
+    settings.update(env)
+    app = create_app(TestingConfig(settings, instance_path=tmp_path / "instance"))
+    with app.app_context():
+        db.drop_all()
+        db.create_all()
+    return app
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request) -> str:
+    """The database backend under test; tests using it run once per backend."""
+    return request.param
+
+
+@pytest.fixture
+def app_factory(backend: str, tmp_path: Path) -> Iterator:
+    """Build apps with extra settings: `app_factory(SMS_BACKEND="console")`."""
+    built: list[Flask] = []
+
+    def make(**env: str) -> Flask:
+        app = build_app(backend, tmp_path, **env)
+        built.append(app)
+        return app
+
+    yield make
+    for app in built:
+        with app.app_context():
+            db.session.remove()
+            if backend == "postgres":
+                db.drop_all()
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(app_factory) -> Iterator[Flask]:
+    """The app with an application context pushed, on a fresh database."""
+    app = app_factory()
+    with app.app_context():
+        yield app
+
+
+@pytest.fixture
+def client(app: Flask):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask):
+    return app.test_cli_runner()
