@@ -15,6 +15,7 @@ import itertools
 import logging
 import re
 import secrets
+import signal
 import socket
 import sys
 import threading
@@ -990,9 +991,11 @@ def main(argv: Iterable[str] | None = None) -> None:
     state.latency_ms = args.latency_ms
     handle = serve_in_thread(create_twilio_app(state=state), port=args.port)
     log.info("fake Twilio API on %s, account %s", handle.url, args.account_sid)
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())  # `make run` stops us with SIGTERM
     try:
-        while handle.thread.is_alive():
-            handle.thread.join(0.5)
+        while handle.thread.is_alive() and not stopping.wait(0.5):
+            pass
     except KeyboardInterrupt:
         pass
     finally:
