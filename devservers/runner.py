@@ -37,6 +37,10 @@ def serve_in_thread(app, port: int = 0) -> ServerHandle:
     Daemon threads die with the test process, so a forgotten server never outlives it.
     """
     server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name=f"devserver-{server.server_port}", daemon=True)
+    thread = threading.Thread(
+        target=lambda: server.serve_forever(poll_interval=0.05),
+        name=f"devserver-{server.server_port}",
+        daemon=True,
+    )
     thread.start()
     return ServerHandle(server=server, thread=thread)
