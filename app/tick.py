@@ -1,7 +1,8 @@
 """One full pass of the service's periodic work, shared by `flask tick` and the scheduler's jobs.
 
-Each step is a plain function taking `now`; a step that fails is logged and does not stop
-the others, so a REDCap outage never holds back reminders.
+Each step is a plain function taking `now` and returning a small summary; a step that fails
+is logged and does not stop the others, so a REDCap outage never holds back reminders.
+The scheduler runs the same steps by name on their own intervals.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ log = logging.getLogger(__name__)
 Step = Callable[[datetime], dict[str, Any]]
 
 
-def _sweep(now: datetime) -> dict[str, Any]:
+def sweep_step(now: datetime) -> dict[str, Any]:
+    """Open visits whose window started, mark missed those that closed unanswered."""
     from app.visits import sweep_visits
 
     result = sweep_visits(now)
@@ -27,21 +29,33 @@ def _sweep(now: datetime) -> dict[str, Any]:
     return {"opened": len(result.opened), "missed": len(result.missed)}
 
 
-def steps() -> list[tuple[str, Step]]:
-    """The passes, in order. Other areas add theirs here (plan, send, push…)."""
-    return [("sweep", _sweep)]
+def steps() -> dict[str, Step]:
+    """The passes of one tick, in order. Each area registers its step here by name.
+
+    Names are stable: the scheduler's jobs refer to them.
+    """
+    registry: dict[str, Step] = {"sweep": sweep_step}
+    return registry
 
 
-def run_tick(now: datetime | None = None) -> dict[str, Any]:
-    """Run every step once; returns a flat summary such as {"sweep.opened": 3}."""
+def run_step(name: str, now: datetime | None = None) -> dict[str, Any]:
+    """Run one named step inside its own error boundary."""
+    now = now or utcnow()
+    try:
+        return steps()[name](now)
+    except Exception:
+        db.session.rollback()
+        log.exception("step %s failed", name)
+        return {"error": 1}
+
+
+def run_tick(now: datetime | None = None, only: list[str] | None = None) -> dict[str, Any]:
+    """Run every step once (or those in `only`); returns a flat summary such as {"sweep.opened": 3}."""
     now = now or utcnow()
     summary: dict[str, Any] = {}
-    for name, step in steps():
-        try:
-            for key, value in step(now).items():
-                summary[f"{name}.{key}"] = value
-        except Exception:
-            db.session.rollback()
-            log.exception("tick step %s failed", name)
-            summary[f"{name}.error"] = 1
+    for name in steps():
+        if only is not None and name not in only:
+            continue
+        for key, value in run_step(name, now).items():
+            summary[f"{name}.{key}"] = value
     return summary
