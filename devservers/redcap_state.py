@@ -89,12 +89,14 @@ class RedcapState:
             return rr.cell(self.project, self.store, key, field)
 
     def clear_records(self) -> None:
+        """Forget all data (and range warnings)."""
         with self.lock:
             self.store.clear()
             self.warnings.clear()
 
     # ------------------------------------------------------------ faults
     def set_latency(self, ms: int) -> None:
+        """Delay every API answer by `ms` milliseconds."""
         with self.lock:
             self.latency_ms = max(0, int(ms))
 
@@ -161,11 +163,13 @@ class RedcapState:
             self.counters[f"{entry.get('content')}.{entry.get('action')}"] += 1
 
     def finish_call(self, entry: dict[str, Any], status: int) -> None:
+        """Complete a logged call with its HTTP status and count its outcome."""
         with self.lock:
             entry["status"] = status
             self.counters[f"outcome.{entry.get('outcome')}"] += 1
 
     def clear_calls(self) -> None:
+        """Empty the call log and counters."""
         with self.lock:
             self.calls.clear()
             self.counters.clear()

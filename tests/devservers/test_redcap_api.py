@@ -565,3 +565,27 @@ def test_app_factory_loads_a_directory_and_starts_empty():
     assert get_state(app).records() == []
     resp = app.test_client().get("/_control")
     assert resp.json["records"] == 0 and resp.json["fault"] is None
+
+
+def test_csv_eav_and_xml_error_formats(redcap_server):
+    csv_body = redcap_server.post(
+        content="record",
+        format="csv",
+        **{"records[0]": "1001", "fields[0]": "sms_consent", "fields[1]": "record_id"},
+    ).text
+    assert csv_body == "record_id,redcap_event_name,sms_consent\n1001,baseline_arm_1,1\n"
+    eav = redcap_server.post(
+        content="record", format="json", type="eav", **{"records[0]": "1001", "fields[0]": "sms_consent"}
+    ).json()
+    assert eav == [
+        {"record": "1001", "redcap_event_name": "baseline_arm_1", "field_name": "sms_consent", "value": "1"}
+    ]
+    imported = redcap_server.post(
+        content="record",
+        format="csv",
+        returnContent="ids",
+        data="record_id,redcap_event_name,fu_cough\n1001,week_4_arm_1,2\n",
+    )
+    assert imported.text == "id\n1001"
+    xml_error = redcap_server.post(content="record", format="xml", **{"fields[0]": "bogus"})
+    assert xml_error.status_code == 400 and "<error>The following values in the parameter" in xml_error.text
