@@ -34,18 +34,20 @@ import argparse
 import contextlib
 import datetime as dt
 import json
+import signal
 import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, request
-from werkzeug.serving import make_server
 
 from devservers import redcap_records as rr
 from devservers.redcap_handlers import Call, error_body, handle_call
 from devservers.redcap_project import ProjectDefinition
 from devservers.redcap_state import RedcapState
+from devservers.runner import serve_in_thread
 
 DEV_TOKEN = "0123456789ABCDEF0123456789ABCDEF"
 MSG_NO_PERMISSION = "You do not have permissions to use the API"
@@ -201,17 +203,19 @@ def main(argv: list[str] | None = None) -> None:
     )
     if args.seed_demo:
         count = state.seed_records(demo_records(Path(args.project) / "demo_records.json"))
-        print(f"Seeded {count} demo records")
-    app = create_redcap_app(state.project, state=state)
-    server = make_server("127.0.0.1", args.port, app, threaded=True)
-    print(f"Local REDCap API on http://127.0.0.1:{server.server_port}/api/ (project {args.project})")
+        print(f"Seeded {count} demo records", flush=True)
+    handle = serve_in_thread(create_redcap_app(state.project, state=state), port=args.port)
+    print(f"Local REDCap API on {handle.url}/api/ (project {args.project})", flush=True)
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())  # `make run` stops us with SIGTERM
     try:
-        server.serve_forever()
+        while handle.thread.is_alive() and not stopping.wait(0.5):
+            pass
     except KeyboardInterrupt:
         pass
     finally:
         state.close()
-        server.server_close()
+        handle.stop()
 
 
 if __name__ == "__main__":
