@@ -3,6 +3,7 @@
 from app.models.audit import AuditEntry
 from app.models.messaging import InboundMessage, OutboundMessage
 from app.models.participant import Participant
+from app.models.sms import SmsRateBucket, SmsStatusEvent
 from app.models.survey import InstrumentVersion, Submission, SurveyLink
 from app.models.system import SchedulerLease, SystemState
 from app.models.types import UTCDateTime, utcnow
@@ -18,6 +19,8 @@ __all__ = [
     "OutboundMessage",
     "Participant",
     "SchedulerLease",
+    "SmsRateBucket",
+    "SmsStatusEvent",
     "Submission",
     "SurveyLink",
     "SystemState",

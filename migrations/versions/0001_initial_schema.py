@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 09:18:20.029698
+Create Date: 2026-11-25 09:26:43.790250
 
 """
 from alembic import op
@@ -66,6 +66,23 @@ def upgrade():
     sa.Column('renewed_at', sa.DateTime(), nullable=False),
     sa.PrimaryKeyConstraint('name', name=op.f('pk_scheduler_leases'))
     )
+    op.create_table('sms_rate_buckets',
+    sa.Column('name', sa.String(length=50), nullable=False),
+    sa.Column('next_at', sa.Float(), nullable=False),
+    sa.PrimaryKeyConstraint('name', name=op.f('pk_sms_rate_buckets'))
+    )
+    op.create_table('sms_status_events',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('provider_sid', sa.String(length=64), nullable=False),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('error_code', sa.String(length=20), nullable=True),
+    sa.Column('applied', sa.Boolean(), nullable=False),
+    sa.Column('received_at', sa.DateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_sms_status_events'))
+    )
+    with op.batch_alter_table('sms_status_events', schema=None) as batch_op:
+        batch_op.create_index('ix_sms_status_events_sid', ['provider_sid'], unique=False)
+
     op.create_table('system_state',
     sa.Column('key', sa.String(length=100), nullable=False),
     sa.Column('value', sa.JSON(), nullable=False),
@@ -268,6 +285,11 @@ def downgrade():
     op.drop_table('inbound_messages')
     op.drop_table('users')
     op.drop_table('system_state')
+    with op.batch_alter_table('sms_status_events', schema=None) as batch_op:
+        batch_op.drop_index('ix_sms_status_events_sid')
+
+    op.drop_table('sms_status_events')
+    op.drop_table('sms_rate_buckets')
     op.drop_table('scheduler_leases')
     with op.batch_alter_table('participants', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_participants_status'))

@@ -1,0 +1,38 @@
+"""SMS engine bookkeeping: the shared send-rate bucket and the provider's status callbacks as received."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Float, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.extensions import db
+from app.models.types import UTCDateTime, utcnow
+
+
+class SmsRateBucket(db.Model):
+    """One row per sending identity: the earliest wall-clock second the next text may leave.
+
+    Every sender process reserves its slot with one atomic UPDATE of this row, so the rate
+    holds across processes and hosts without Redis.
+    """
+
+    __tablename__ = "sms_rate_buckets"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    next_at: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class SmsStatusEvent(db.Model):
+    """A delivery status callback as received, kept so one that races ahead of its SID is applied later."""
+
+    __tablename__ = "sms_status_events"
+    __table_args__ = (Index("ix_sms_status_events_sid", "provider_sid"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_sid: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(20))
+    error_code: Mapped[str | None] = mapped_column(String(20))
+    applied: Mapped[bool] = mapped_column(default=False)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
