@@ -8,9 +8,11 @@ from flask import Flask
 def register(app: Flask) -> None:
     """Attach every command group to the app's CLI."""
     from app.cli.demo import demo_cli
+    from app.cli.scheduler import scheduler_command
     from app.cli.tick import tick_command
     from app.cli.users import users_cli
 
     app.cli.add_command(users_cli)
     app.cli.add_command(demo_cli)
     app.cli.add_command(tick_command)
+    app.cli.add_command(scheduler_command)
