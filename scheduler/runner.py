@@ -23,10 +23,10 @@ from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
 
+from app import tick
 from app.extensions import db
 from app.health.checks import HEARTBEAT_KEY
 from app.models import SystemState, utcnow
-from app.tick import run_step, steps
 from scheduler.lease import LeaderLease
 from scheduler.signals import GracefulStop
 
@@ -74,7 +74,7 @@ def job_specs(config: Any) -> list[JobSpec]:
 def unassigned_steps(specs: list[JobSpec]) -> list[str]:
     """Registered tick steps no job runs; the push job picks them up so nothing in `tick` is left out."""
     assigned = {name for spec in specs for name in spec.steps}
-    return [name for name in steps() if name not in assigned]
+    return [name for name in tick.steps() if name not in assigned]
 
 
 def _has_work(summary: dict[str, Any]) -> bool:
@@ -180,7 +180,7 @@ class SchedulerRunner:
         started = time.monotonic()
         summary: dict[str, Any] = {}
         with self.stop.job(), self.app.app_context():
-            registered = steps()
+            registered = tick.steps()
             for name in spec.steps:
                 if name not in registered:
                     continue
@@ -191,7 +191,7 @@ class SchedulerRunner:
                 if not lock.acquire(blocking=False):
                     continue  # the same step is running in another job right now
                 try:
-                    result = run_step(name, utcnow())
+                    result = tick.run_step(name, utcnow())
                 except Exception:  # run_step has its own boundary; this is the last one
                     db.session.rollback()
                     log.exception("job %s: step %s failed", spec.id, name)
