@@ -224,6 +224,10 @@ class Config:
         )
         self.REDCAP_FORBIDDEN_FIELDS = env.list("REDCAP_FORBIDDEN_FIELDS", ["randomization_group"])
         self.ROSTER_MAX_AGE_HOURS = env.float("ROSTER_MAX_AGE_HOURS", 6.0, minimum=0.0)
+        # Data Entry Trigger: per-client rate, cap on queued re-reads, in-process worker that applies them.
+        self.REDCAP_DET_LIMIT = env.str("REDCAP_DET_LIMIT", "120 per minute")
+        self.REDCAP_DET_MAX_PENDING = env.int("REDCAP_DET_MAX_PENDING", 2000, minimum=1)
+        self.REDCAP_DET_WORKER = env.bool("REDCAP_DET_WORKER", True)
 
         # --- SMS ------------------------------------------------------------------------
         self.TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID")

@@ -3,6 +3,7 @@
 from app.models.audit import AuditEntry
 from app.models.messaging import InboundMessage, OutboundMessage
 from app.models.participant import Participant
+from app.models.redcap_refresh import ConflictDecision, RecordRefresh
 from app.models.sms import SmsRateBucket, SmsStatusEvent
 from app.models.survey import InstrumentVersion, Submission, SurveyLink
 from app.models.system import SchedulerLease, SystemState
@@ -14,10 +15,12 @@ __all__ = [
     "ROLES",
     "ROLES_BY_NAME",
     "AuditEntry",
+    "ConflictDecision",
     "InboundMessage",
     "InstrumentVersion",
     "OutboundMessage",
     "Participant",
+    "RecordRefresh",
     "SchedulerLease",
     "SmsRateBucket",
     "SmsStatusEvent",
