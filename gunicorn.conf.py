@@ -1,0 +1,107 @@
+"""gunicorn settings for the web app: `gunicorn -c gunicorn.conf.py wsgi:app`.
+
+Web workers only serve requests: they never run migrations (`flask --app wsgi db upgrade` does, once,
+before a release) and never start a scheduler (`flask --app wsgi scheduler` is its own process). The
+access log carries no query strings, no referrers and no personal link tokens: a participant's
+`/s/<token>` path is logged as `/s/[token]`.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import re
+from datetime import UTC, datetime
+
+from gunicorn.glogging import Logger
+
+_TOKEN_PATH = re.compile(r"(/s/)[^/?#\s]+")
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    return int(raw) if raw else default
+
+
+def _default_workers() -> int:
+    # gunicorn's rule of thumb: 2 x cores + 1 (requests mostly wait on the database), capped so a big
+    # host does not open more database connections than PostgreSQL allows by default.
+    return min(2 * multiprocessing.cpu_count() + 1, 12)
+
+
+def _json_logs() -> bool:
+    # Production always logs JSON (ProductionConfig forces LOG_FORMAT=json for the app's own logs).
+    env = os.environ
+    return env.get("LOG_FORMAT", "").lower() == "json" or env.get("FOLLOWUP_ENV", "").lower() == "production"
+
+
+def safe_path(path: str | None) -> str:
+    """The request path with any personal link token masked and no query string."""
+    if not path:
+        return "-"
+    return _TOKEN_PATH.sub(r"\1[token]", path.split("?", 1)[0])
+
+
+class SafeAccessLogger(Logger):
+    """gunicorn's logger, with access lines built only from atoms that cannot carry personal data."""
+
+    def atoms(self, resp, req, environ, request_time):  # type: ignore[no-untyped-def]
+        """Keep method, masked path, status, size, duration and remote address; drop the rest."""
+        atoms = super().atoms(resp, req, environ, request_time)
+        path = safe_path(environ.get("PATH_INFO"))
+        safe = {k: v for k, v in atoms.items() if not k.startswith("{")}  # no headers, no environ
+        safe.update(
+            {
+                "U": path,
+                "r": f"{environ.get('REQUEST_METHOD')} {path} {environ.get('SERVER_PROTOCOL')}",
+                "q": "-",
+                "f": "-",
+                "u": "-",
+            }
+        )
+        return safe
+
+    def access(self, resp, req, environ, request_time):  # type: ignore[no-untyped-def]
+        """One JSON object per request when LOG_FORMAT=json (production), else the format below."""
+        if not _json_logs():
+            return super().access(resp, req, environ, request_time)
+        if not self.cfg.accesslog:
+            return None
+        atoms = self.atoms(resp, req, environ, request_time)
+        line = {
+            "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "level": "INFO",
+            "logger": "gunicorn.access",
+            "remote": atoms["h"],
+            "method": atoms["m"],
+            "path": atoms["U"],
+            "status": str(atoms["s"]),
+            "bytes": atoms["B"],
+            "duration_ms": atoms["M"],
+        }
+        self.access_log.info(json.dumps(line))
+        return None
+
+
+bind = os.environ.get("GUNICORN_BIND") or (
+    f"0.0.0.0:{os.environ['PORT']}" if os.environ.get("PORT") else "127.0.0.1:8000"
+)
+workers = _int("WEB_CONCURRENCY", _default_workers())
+threads = _int("GUNICORN_THREADS", 1)
+timeout = _int("GUNICORN_TIMEOUT", 30)
+graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)
+keepalive = 5
+max_requests = _int("GUNICORN_MAX_REQUESTS", 2000)
+max_requests_jitter = 200
+preload_app = False  # each worker builds its own app (and database pool) after the fork
+
+# One trusted reverse proxy: gunicorn believes X-Forwarded-* only from it, and the app's ProxyFix
+# (PROXY_FIX_HOPS=1) takes exactly one hop from those headers.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+logger_class = SafeAccessLogger
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
