@@ -1,0 +1,163 @@
+"""No import over staff-entered data: conflicts found with one export per batch, decided by coordinators."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.extensions import db
+from app.models import AuditEntry, ConflictDecision, Submission, utcnow
+from app.redcap_client import get_client
+from app.redcap_conflicts import (
+    ConflictChanged,
+    check_batch,
+    comparison,
+    discard,
+    import_anyway,
+    snapshot_hash,
+)
+from tests.redcap_truth.conftest import staff_questionnaire
+from tests.redcap_truth.helpers import ANSWERS, scheduled, submitted
+
+
+def _import(cleared: list[Submission]) -> None:
+    """What the push does with cleared submissions (stand-in for the bridge's push in these unit tests)."""
+    rows = []
+    for s in cleared:
+        rows.append(
+            {
+                "record_id": s.visit.participant.record_id,
+                "redcap_event_name": s.visit.event_name,
+                **s.answers,
+                "followup_questionnaire_complete": "2",
+            }
+        )
+    if rows:
+        get_client().import_records(rows)
+    for s in cleared:
+        s.sync_status, s.pushed_at = "pushed", utcnow()
+    db.session.commit()
+
+
+def test_staff_data_is_never_overwritten_and_batch_costs_one_export(truth_app, redcap):
+    app = truth_app()
+    with app.app_context():
+        mine, staffs, ours_again = scheduled("4001"), scheduled("4002"), scheduled("4003")
+        s_mine, s_staff, s_again = submitted(mine), submitted(staffs), submitted(ours_again)
+        redcap.state.seed_records(
+            [
+                staff_questionnaire("4002", fu_mmrc="4", fu_comments="seen in clinic"),
+                # 4003: our own earlier import that was not recorded here (crash after import): same values
+                {"record_id": "4003", "redcap_event_name": "week_4_arm_1", **ANSWERS},
+            ]
+        )
+        before = redcap.state.records(records=["4002"])
+        redcap.state.clear_calls()
+
+        result = check_batch([s_mine, s_staff, s_again], utcnow())
+        assert len(redcap.calls()) == 1  # one export for the whole batch
+        assert {s.id for s in result.cleared} == {s_mine.id, s_again.id}
+        assert [s.id for s in result.conflicts] == [s_staff.id]
+        _import(result.cleared)
+
+        db.session.expire_all()
+        staff_sub = db.session.get(Submission, s_staff.id)
+        assert staff_sub.sync_status == "conflict"
+        assert staff_sub.redcap_snapshot["values"]["fu_mmrc"] == "4"
+        assert staff_sub.redcap_snapshot["complete"] == "2"
+        assert redcap.state.records(records=["4002"]) == before  # REDCap unchanged
+        assert redcap.state.value("4001", "fu_mmrc", "week_4_arm_1") == "2"
+        rows = {r["column"]: r for r in comparison(staff_sub)}
+        assert rows["fu_mmrc"] == {"column": "fu_mmrc", "ours": "2", "redcap": "4", "differs": True}
+        assert db.session.query(AuditEntry).filter_by(action="submission.conflict").count() == 1
+
+        # A conflict is not re-checked (or pushed) by later batches until a coordinator decides.
+        redcap.state.clear_calls()
+        again = check_batch(
+            [db.session.get(Submission, s_staff.id), db.session.get(Submission, s_mine.id)], utcnow()
+        )
+        assert again.cleared == [] and len(again.skipped) == 2 and redcap.calls() == []
+
+
+def test_pushed_submission_is_never_pushed_again_over_staff_edits(truth_app, redcap):
+    app = truth_app()
+    with app.app_context():
+        participant = scheduled("4101")
+        submission = submitted(participant)
+        _import(check_batch([submission], utcnow()).cleared)
+        redcap.state.seed_records(
+            [{"record_id": "4101", "redcap_event_name": "week_4_arm_1", "fu_mmrc": "3"}]
+        )
+        submission.sync_status = "pending"  # e.g. a bug or an operator re-queueing it
+        db.session.commit()
+        result = check_batch([submission], utcnow())
+        assert result.cleared == [] and result.skipped == [submission]
+        assert redcap.state.value("4101", "fu_mmrc", "week_4_arm_1") == "3"
+
+
+def test_import_anyway_rechecks_redcap_and_refuses_when_it_changed(truth_app, redcap):
+    app = truth_app()
+    with app.app_context():
+        participant = scheduled("4201")
+        submission = submitted(participant)
+        redcap.state.seed_records([staff_questionnaire("4201", fu_mmrc="4")])
+        check_batch([submission], utcnow())
+        db.session.commit()
+        shown = submission.redcap_snapshot["hash"]
+
+        # Staff change REDCap again while the coordinator is looking at the comparison.
+        redcap.state.seed_records(
+            [{"record_id": "4201", "redcap_event_name": "week_4_arm_1", "fu_cough": "3"}]
+        )
+        with pytest.raises(ConflictChanged, match="changed since this page was shown"):
+            import_anyway(submission, shown, actor="coord@example.org", now=utcnow())
+        db.session.expire_all()
+        submission = db.session.get(Submission, submission.id)
+        assert submission.sync_status == "conflict"
+        assert submission.redcap_snapshot["values"]["fu_cough"] == "3"
+        assert db.session.query(ConflictDecision).count() == 0
+
+        # Deciding on the values now shown works, and the push then imports over exactly those.
+        import_anyway(submission, submission.redcap_snapshot["hash"], actor="coord@example.org", now=utcnow())
+        assert submission.sync_status == "pending"
+        result = check_batch([submission], utcnow())
+        assert result.cleared == [submission]
+        _import(result.cleared)
+        assert redcap.state.value("4201", "fu_mmrc", "week_4_arm_1") == "2"
+        assert db.session.query(AuditEntry).filter_by(action="submission.conflict_import").count() == 1
+
+
+def test_import_decision_lapses_if_redcap_changes_before_the_push(truth_app, redcap):
+    app = truth_app()
+    with app.app_context():
+        participant = scheduled("4301")
+        submission = submitted(participant)
+        redcap.state.seed_records([staff_questionnaire("4301", fu_mmrc="4")])
+        check_batch([submission], utcnow())
+        import_anyway(submission, submission.redcap_snapshot["hash"], actor="coord@example.org", now=utcnow())
+        redcap.state.seed_records(
+            [{"record_id": "4301", "redcap_event_name": "week_4_arm_1", "fu_mmrc": "0"}]
+        )
+        result = check_batch([submission], utcnow())
+        assert result.conflicts == [submission] and submission.sync_status == "conflict"
+        assert redcap.state.value("4301", "fu_mmrc", "week_4_arm_1") == "0"
+
+
+def test_discard_keeps_redcap_and_is_audited(truth_app, redcap):
+    app = truth_app()
+    with app.app_context():
+        participant = scheduled("4401")
+        submission = submitted(participant)
+        redcap.state.seed_records([staff_questionnaire("4401")])
+        check_batch([submission], utcnow())
+        discard(
+            submission,
+            submission.redcap_snapshot["hash"],
+            actor="coord@example.org",
+            now=utcnow(),
+            note="clinic copy",
+        )
+        assert submission.sync_status == "discarded"
+        assert check_batch([submission], utcnow()).skipped == [submission]
+        entry = db.session.query(AuditEntry).filter_by(action="submission.conflict_discard").one()
+        assert entry.actor == "coord@example.org" and entry.reason == "clinic copy"
+        assert snapshot_hash(submission.redcap_snapshot) == submission.redcap_snapshot["hash"]
