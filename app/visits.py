@@ -147,6 +147,40 @@ def complete_visit(visit: Visit, via: str, now: datetime, actor: str, reason: st
     return True
 
 
+def reopen_visit(
+    visit: Visit, new_window_days: int, now: datetime, actor: str, reason: str | None = None
+) -> bool:
+    """Give a missed visit a new window from now to the end of the participant's local day N-1 days on.
+
+    The schedule version is bumped, so texts planned for the old window are recognised as stale.
+    Returns False (and changes nothing) unless the visit is missed.
+    """
+    if visit.status != "missed" or new_window_days < 1:
+        return False
+    from app.schedule.engine import local_midnight
+
+    zone = check_zone(visit.participant.record_id, visit.participant.timezone)
+    today = now.astimezone(zone).date()
+    old = (visit.window_start.isoformat(), visit.window_end.isoformat())
+    visit.window_start = today
+    visit.window_end = today + timedelta(days=new_window_days - 1)
+    visit.opens_at = now
+    visit.closes_at = local_midnight(visit.window_end + timedelta(days=1), zone)
+    visit.status = "open"
+    visit.status_reason = reason
+    visit.schedule_version += 1
+    _cancel_pending_messages(visit, "visit reopened")
+    audit.record(
+        actor,
+        "visit.reopened",
+        visit=visit,
+        reason=reason,
+        old_window=list(old),
+        new_window=[visit.window_start.isoformat(), visit.window_end.isoformat()],
+    )
+    return True
+
+
 @dataclass
 class SweepResult:
     opened: list[int] = field(default_factory=list)

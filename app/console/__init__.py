@@ -4,4 +4,22 @@ from flask import Blueprint
 
 bp = Blueprint("console", __name__, url_prefix="/console")
 
+
+@bp.record_once
+def _register_auth(state) -> None:
+    """Sign-in lives in its own blueprint (it must answer without a login); register it alongside."""
+    from app.console import labels
+    from app.console.auth import bp as auth_bp
+
+    state.app.register_blueprint(auth_bp)
+    labels.install(state.app)
+
+
+@bp.before_request
+def _guard():
+    from app.console.permissions import guard_console
+
+    return guard_console()
+
+
 from app.console import routes  # noqa: E402,F401

@@ -1,0 +1,274 @@
+"""The coordinators' actions as plain domain functions: state checked first, then changed and audited.
+
+Each function either changes the database and records who, when and why, or raises an
+`ActionRefused` with a message for the coordinator and changes nothing. The caller commits
+on success and rolls back on refusal. Views, tests and (later) CLI commands call these.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+
+from app import audit, links
+from app.console import adapters
+from app.extensions import db
+from app.models import AuditEntry, InboundMessage, Participant, Submission, Visit
+from app.schedule import SendWindow
+from app.visits import cancel_visit, complete_visit, reopen_visit
+
+MANUAL_TEXT_ACTIONS = ("visit.reminder_requested", "visit.link_resent")
+
+
+class ActionRefused(Exception):
+    """The action cannot be done in the current state; `message` says why, `status` is the HTTP code."""
+
+    status = 409
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class NeedsConfirmation(ActionRefused):
+    """Outside the participant's daytime hours: allowed only when the coordinator confirms."""
+
+
+class TooSoon(ActionRefused):
+    """A manual text was sent to this participant too recently."""
+
+    status = 429
+
+
+class Unavailable(ActionRefused):
+    """A collaborating service this action needs is not installed."""
+
+    status = 503
+
+
+def _audit(now: datetime, actor: str, action: str, **kwargs) -> AuditEntry:
+    """An audit entry stamped with the action's own `now` (time is an input, also in the log)."""
+    entry = audit.record(actor, action, **kwargs)
+    entry.at = now
+    return entry
+
+
+# --- texts ------------------------------------------------------------------------------------
+
+
+def _check_textable(visit: Visit, now: datetime) -> None:
+    participant = visit.participant
+    if visit.status != "open" or not visit.is_open_at(now):
+        raise ActionRefused(f"The {visit.visit_key} visit is {visit.status}, not open: no link can be sent.")
+    block = participant.sms_block_reason()
+    if block:
+        raise ActionRefused(f"Participant {participant.record_id} cannot be texted: {block}.")
+
+
+def _check_rate(participant: Participant, now: datetime, interval_minutes: int) -> None:
+    since = now - timedelta(minutes=interval_minutes)
+    last = db.session.scalar(
+        select(func.max(AuditEntry.at)).where(
+            AuditEntry.participant_id == participant.id,
+            AuditEntry.action.in_(MANUAL_TEXT_ACTIONS),
+            AuditEntry.at > since,
+        )
+    )
+    if last is not None:
+        allowed = last + timedelta(minutes=interval_minutes)
+        raise TooSoon(
+            f"A text was already requested for {participant.record_id} at {last:%Y-%m-%d %H:%M} UTC; "
+            f"the next one is allowed from {allowed:%H:%M} UTC."
+        )
+
+
+def _check_window(participant: Participant, window: SendWindow, now: datetime, confirmed: bool) -> bool:
+    local = now.astimezone(ZoneInfo(participant.timezone))
+    outside = not window.contains(local.time())
+    if outside and not confirmed:
+        raise NeedsConfirmation(
+            f"It is {local:%H:%M} for the participant, outside the send window {window}. "
+            "Tick the confirmation box to send anyway."
+        )
+    return outside
+
+
+def _queue_text(visit: Visit, now: datetime, actor: str, outside: bool) -> None:
+    try:
+        adapters.queue_manual_reminder(visit, now, actor, outside_window_confirmed=outside)
+    except adapters.Unavailable as exc:
+        raise Unavailable(str(exc)) from None
+    except ValueError as exc:  # the SMS engine's own refusal, in its words
+        raise ActionRefused(str(exc)) from None
+
+
+def send_reminder_now(
+    visit: Visit,
+    now: datetime,
+    actor: str,
+    reason: str,
+    window: SendWindow,
+    interval_minutes: int,
+    outside_window_confirmed: bool = False,
+) -> None:
+    """Text the visit's link now: open visit, textable participant, inside daytime hours or confirmed."""
+    participant = visit.participant
+    _check_textable(visit, now)
+    _check_rate(participant, now, interval_minutes)
+    outside = _check_window(participant, window, now, outside_window_confirmed)
+    _queue_text(visit, now, actor, outside)
+    _audit(now, actor, "visit.reminder_requested", visit=visit, reason=reason, outside_window=outside)
+
+
+def resend_link(
+    visit: Visit,
+    now: datetime,
+    actor: str,
+    reason: str,
+    window: SendWindow,
+    interval_minutes: int,
+    outside_window_confirmed: bool = False,
+) -> int:
+    """After a new phone number: revoke the links sent to the old one and text a new link. Returns revoked."""
+    participant = visit.participant
+    _check_textable(visit, now)
+    _check_rate(participant, now, interval_minutes)
+    outside = _check_window(participant, window, now, outside_window_confirmed)
+    revoked = links.revoke_links(visit, now)
+    _queue_text(visit, now, actor, outside)
+    _audit(
+        now,
+        actor,
+        "visit.link_resent",
+        visit=visit,
+        reason=reason,
+        links_revoked=revoked,
+        outside_window=outside,
+    )
+    return revoked
+
+
+# --- visits -----------------------------------------------------------------------------------
+
+
+def mark_done_in_clinic(visit: Visit, now: datetime, actor: str, reason: str) -> bool:
+    """The visit was done in clinic: complete it, stop its texts and links, push the status to REDCap."""
+    if visit.status == "completed":
+        when = f"{visit.completed_at:%Y-%m-%d}" if visit.completed_at else "?"
+        raise ActionRefused(
+            f"The {visit.visit_key} visit is already completed ({visit.completed_via}, {when})."
+        )
+    if visit.status == "cancelled":
+        raise ActionRefused(f"The {visit.visit_key} visit is cancelled; it cannot be marked done.")
+    complete_visit(visit, "clinic", now, actor, reason=reason)
+    links.revoke_links(visit, now)
+    adapters.cancel_pending(visit=visit, reason="visit completed in clinic", actor=actor)
+    return adapters.queue_status_push(visit, "completed", now)
+
+
+def reopen_missed_visit(visit: Visit, days: int, now: datetime, actor: str, reason: str) -> None:
+    """Give a missed visit a new window of `days` days; the participant must still be active."""
+    if visit.status != "missed":
+        raise ActionRefused(
+            f"Only a missed visit can be reopened; the {visit.visit_key} visit is {visit.status}."
+        )
+    if visit.participant.status != "active":
+        raise ActionRefused(f"Participant {visit.participant.record_id} is {visit.participant.status}.")
+    if not 1 <= days <= 60:
+        raise ActionRefused("The new window must be between 1 and 60 days.")
+    reopen_visit(visit, days, now, actor, reason=reason)
+
+
+# --- submissions ------------------------------------------------------------------------------
+
+
+def acknowledge_red_flag(submission: Submission, note: str, now: datetime, actor: str) -> None:
+    """Record that a person has seen and acted on a red flag, with their note."""
+    if not submission.red_flag:
+        raise ActionRefused("This submission has no red flag.")
+    if submission.red_flag_acknowledged_at is not None:
+        raise ActionRefused(
+            "This red flag was already acknowledged at "
+            f"{submission.red_flag_acknowledged_at:%Y-%m-%d %H:%M} UTC."
+        )
+    submission.red_flag_acknowledged_at = now
+    submission.red_flag_acknowledged_by = actor
+    submission.red_flag_note = note
+    _audit(
+        now, actor, "redflag.acknowledged", visit=submission.visit, reason=note, submission_id=submission.id
+    )
+
+
+def retry_push(submission: Submission, now: datetime, actor: str, reason: str) -> None:
+    """Queue a push that REDCap refused once more (after the data or the project was fixed)."""
+    if submission.sync_status != "failed":
+        raise ActionRefused(f"Only a failed push can be retried; this one is {submission.sync_status}.")
+    adapters.retry_submission(submission, now, actor, reason)
+
+
+# --- participants -----------------------------------------------------------------------------
+
+
+def end_participation(participant: Participant, status: str, now: datetime, actor: str, reason: str) -> int:
+    """Withdraw a participant or record a death: cancel open visits, texts and links at once; push status.
+
+    Returns how many visits were cancelled.
+    """
+    if status not in ("withdrawn", "deceased"):
+        raise ActionRefused(f"Unknown status {status!r}.")
+    if participant.status == "deceased":
+        raise ActionRefused(f"Participant {participant.record_id} is already recorded as deceased.")
+    if participant.status == status:
+        raise ActionRefused(f"Participant {participant.record_id} is already {status}.")
+    previous = participant.status
+    participant.status = status
+    cancelled = 0
+    for visit in participant.visits:
+        if cancel_visit(visit, f"participant {status}", actor):
+            cancelled += 1
+            links.revoke_links(visit, now)
+            adapters.queue_status_push(visit, "withdrawn", now)
+    adapters.cancel_pending(participant=participant, reason=f"participant {status}", actor=actor)
+    _audit(
+        now,
+        actor,
+        f"participant.{status}",
+        participant=participant,
+        reason=reason,
+        previous_status=previous,
+        visits_cancelled=cancelled,
+    )
+    return cancelled
+
+
+def start_message_after_opt_out(participant: Participant) -> InboundMessage | None:
+    """The participant's START text received after they opted out, if any."""
+    query = select(InboundMessage).where(
+        InboundMessage.participant_id == participant.id, InboundMessage.keyword == "start"
+    )
+    if participant.opted_out_at is not None:
+        query = query.where(InboundMessage.received_at > participant.opted_out_at)
+    return db.session.scalar(query.order_by(InboundMessage.received_at.desc()).limit(1))
+
+
+def opt_back_in(participant: Participant, now: datetime, actor: str, reason: str) -> None:
+    """Allow texts again, only for a participant who opted out and has since texted START."""
+    if not participant.opted_out:
+        raise ActionRefused(f"Participant {participant.record_id} is not opted out.")
+    start = start_message_after_opt_out(participant)
+    if start is None:
+        raise ActionRefused(
+            f"Participant {participant.record_id} has not texted START since opting out; "
+            "only the participant can opt back in."
+        )
+    participant.opted_out = False
+    _audit(
+        now,
+        actor,
+        "participant.opted_in",
+        participant=participant,
+        reason=reason,
+        inbound_message_id=start.id,
+    )

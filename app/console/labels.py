@@ -1,0 +1,53 @@
+"""Translated labels for statuses and kinds shown in the console, and the Jinja globals that use them."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask_babel import get_locale
+from flask_babel import lazy_gettext as _l
+
+STATUS_LABELS = {
+    # visits
+    "scheduled": _l("scheduled"),
+    "open": _l("open"),
+    "completed": _l("completed"),
+    "missed": _l("missed"),
+    "cancelled": _l("cancelled"),
+    # texts
+    "pending": _l("pending"),
+    "sending": _l("sending"),
+    "queued": _l("queued"),
+    "sent": _l("sent"),
+    "delivered": _l("delivered"),
+    "undelivered": _l("undelivered"),
+    "failed": _l("failed"),
+    "skipped": _l("skipped"),
+    # REDCap sync
+    "pushed": _l("pushed"),
+    "conflict": _l("conflict"),
+    "discarded": _l("discarded"),
+    # participants
+    "active": _l("active"),
+    "withdrawn": _l("withdrawn"),
+    "deceased": _l("deceased"),
+    "lost": _l("lost to follow-up"),
+    "opted_out": _l("opted out"),
+}
+
+
+def status_label(status: str | None) -> str:
+    """The translated label of a status, or the status itself when it has none."""
+    if status is None:
+        return "—"
+    return str(STATUS_LABELS.get(status, status))
+
+
+def current_locale() -> str:
+    return str(get_locale() or "en")
+
+
+def install(app: Flask) -> None:
+    """Make the label helpers available to every console template."""
+    from app.models import utcnow
+
+    app.jinja_env.globals.update(status_label=status_label, current_locale=current_locale, now_utc=utcnow)

@@ -1,0 +1,50 @@
+"""Admin changes to accounts: role and active flag, never leaving the console without an active admin."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select
+
+from app import audit
+from app.console.actions import ActionRefused
+from app.extensions import db
+from app.models import ROLES_BY_NAME, User
+
+
+def _other_active_admins(user: User) -> int:
+    return db.session.scalar(
+        select(func.count())
+        .select_from(User)
+        .where(User.role == "admin", User.active.is_(True), User.id != user.id)
+    )
+
+
+def change_role(user: User, role: str, now: datetime, actor: str) -> None:
+    """Give an account another role; the last active admin keeps theirs."""
+    if role not in ROLES_BY_NAME:
+        raise ActionRefused(f"Unknown role {role!r}.")
+    if user.role == role:
+        raise ActionRefused(f"{user.email} is already {role}.")
+    if user.role == "admin" and _other_active_admins(user) == 0:
+        raise ActionRefused("This is the last active admin; make another admin first.")
+    previous = user.role
+    user.role = role
+    entry = audit.record(actor, "user.role_changed", user_id=user.id, previous_role=previous, role=role)
+    entry.at = now
+
+
+def set_active(user: User, active: bool, now: datetime, actor: str) -> None:
+    """Deactivate (signs them out at their next request) or reactivate an account."""
+    if user.active == active:
+        raise ActionRefused(f"{user.email} is already {'active' if active else 'deactivated'}.")
+    if not active and actor == f"user:{user.id}":
+        raise ActionRefused("You cannot deactivate your own account.")
+    if not active and user.role == "admin" and _other_active_admins(user) == 0:
+        raise ActionRefused("This is the last active admin; make another admin first.")
+    user.active = active
+    if active:
+        user.failed_logins = 0
+        user.locked_until = None
+    entry = audit.record(actor, "user.activated" if active else "user.deactivated", user_id=user.id)
+    entry.at = now

@@ -1,0 +1,257 @@
+"""The work list: what needs a coordinator now, most urgent first, each row with its reason and action.
+
+Each kind of work is a *source*: a function of `now` returning rows, registered with a rank
+(lower = more urgent). Other areas add theirs with `@register_source(rank, "name")`, e.g. the
+REDCap conflicts of the reconciliation work; the page renders a row's `action` by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask_babel import gettext as _
+from sqlalchemy import and_, exists, func, select
+
+from app.extensions import db
+from app.models import OutboundMessage, Participant, Submission, Visit
+
+SOURCE_LIMIT = 200
+CLOSING_SOON = timedelta(hours=48)
+OPEN_STATES = ("scheduled", "open")
+
+
+@dataclass
+class WorkItem:
+    """One row of the work list. `action` names the control the page shows (see worklist.html)."""
+
+    rank: int
+    kind: str
+    participant_id: int
+    record_id: str
+    why: str
+    sort_key: datetime
+    action: str
+    visit_id: int | None = None
+    visit_key: str | None = None
+    submission_id: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class WorkList:
+    items: list[WorkItem]
+    truncated: list[str]  # kinds that had more rows than SOURCE_LIMIT
+
+
+Source = Callable[[datetime, int], list[WorkItem]]
+_SOURCES: list[tuple[int, str, Source]] = []
+
+
+def register_source(rank: int, kind: str) -> Callable[[Source], Source]:
+    """Add a kind of work to the list; `rank` orders kinds, lower first."""
+
+    def add(fn: Source) -> Source:
+        _SOURCES[:] = [s for s in _SOURCES if s[1] != kind]
+        _SOURCES.append((rank, kind, fn))
+        _SOURCES.sort(key=lambda s: s[0])
+        return fn
+
+    return add
+
+
+def build_worklist(now: datetime, limit: int = SOURCE_LIMIT) -> WorkList:
+    """Every source's rows, by rank and then by each source's own urgency (oldest or soonest first)."""
+    items: list[WorkItem] = []
+    truncated: list[str] = []
+    for _rank, kind, source in _SOURCES:
+        rows = source(now, limit + 1)
+        if len(rows) > limit:
+            truncated.append(kind)
+            rows = rows[:limit]
+        items.extend(rows)
+    items.sort(key=lambda item: (item.rank, item.sort_key))
+    return WorkList(items=items, truncated=truncated)
+
+
+def _has_live_visit():
+    return exists().where(Visit.participant_id == Participant.id, Visit.status.in_(OPEN_STATES))
+
+
+@register_source(10, "red_flag")
+def red_flags(now: datetime, limit: int) -> list[WorkItem]:
+    """Answers that raised a red flag nobody has acknowledged yet (oldest first)."""
+    rows = db.session.execute(
+        select(Submission, Visit, Participant)
+        .join(Visit, Submission.visit_id == Visit.id)
+        .join(Participant, Visit.participant_id == Participant.id)
+        .where(Submission.red_flag.is_(True), Submission.red_flag_acknowledged_at.is_(None))
+        .order_by(Submission.submitted_at)
+        .limit(limit)
+    ).all()
+    return [
+        WorkItem(
+            rank=10,
+            kind="red_flag",
+            participant_id=p.id,
+            record_id=p.record_id,
+            visit_id=v.id,
+            visit_key=v.visit_key,
+            submission_id=s.id,
+            why=_("Red flag not acknowledged: %(reasons)s", reasons="; ".join(s.red_flag_reasons or [])),
+            sort_key=s.submitted_at,
+            action="acknowledge",
+        )
+        for s, v, p in rows
+    ]
+
+
+@register_source(20, "closing")
+def closing_soon(now: datetime, limit: int) -> list[WorkItem]:
+    """Open visits whose window closes within 48 hours without an answer (soonest first)."""
+    rows = db.session.execute(
+        select(Visit, Participant)
+        .join(Participant, Visit.participant_id == Participant.id)
+        .where(Visit.status == "open", Visit.closes_at > now, Visit.closes_at <= now + CLOSING_SOON)
+        .where(~exists().where(Submission.visit_id == Visit.id))
+        .order_by(Visit.closes_at)
+        .limit(limit)
+    ).all()
+    items = []
+    for v, p in rows:
+        hours = max(0, int((v.closes_at - now).total_seconds() // 3600))
+        items.append(
+            WorkItem(
+                rank=20,
+                kind="closing",
+                participant_id=p.id,
+                record_id=p.record_id,
+                visit_id=v.id,
+                visit_key=v.visit_key,
+                why=_("Window closes in %(hours)s h with no answer", hours=hours),
+                sort_key=v.closes_at,
+                action="remind",
+                extra={"blocked": p.sms_block_reason()},
+            )
+        )
+    return items
+
+
+@register_source(30, "undelivered")
+def undelivered(now: datetime, limit: int) -> list[WorkItem]:
+    """Participants whose latest text bounced, or whose number the provider reported unusable."""
+    latest = (
+        select(OutboundMessage.participant_id, func.max(OutboundMessage.id).label("last_id"))
+        .where(OutboundMessage.status.not_in(("pending", "sending", "cancelled", "skipped")))
+        .group_by(OutboundMessage.participant_id)
+        .subquery()
+    )
+    rows = db.session.execute(
+        select(OutboundMessage, Participant)
+        .join(latest, and_(latest.c.last_id == OutboundMessage.id))
+        .join(Participant, OutboundMessage.participant_id == Participant.id)
+        .where(OutboundMessage.status.in_(("undelivered", "failed")))
+        .where(Participant.status == "active", Participant.phone_status != "unusable", _has_live_visit())
+        .order_by(OutboundMessage.updated_at)
+        .limit(limit)
+    ).all()
+    items = [
+        WorkItem(
+            rank=30,
+            kind="undelivered",
+            participant_id=p.id,
+            record_id=p.record_id,
+            visit_id=m.visit_id,
+            why=_(
+                "Last text %(status)s (error %(code)s)",
+                status=m.status,
+                code=m.error_code or "—",
+            ),
+            sort_key=m.updated_at,
+            action="participant",
+        )
+        for m, p in rows
+    ]
+    unusable = db.session.scalars(
+        select(Participant)
+        .where(Participant.status == "active", Participant.phone_status == "unusable", _has_live_visit())
+        .order_by(Participant.updated_at)
+        .limit(limit)
+    ).all()
+    items += [
+        WorkItem(
+            rank=31,
+            kind="unusable",
+            participant_id=p.id,
+            record_id=p.record_id,
+            why=_("Number unusable: %(error)s", error=p.phone_error or p.phone_status),
+            sort_key=p.updated_at,
+            action="phone",
+        )
+        for p in unusable
+    ]
+    return items
+
+
+@register_source(40, "push_failed")
+def push_failed(now: datetime, limit: int) -> list[WorkItem]:
+    """Answers REDCap refused: they wait for a fix and a retry (oldest first)."""
+    rows = db.session.execute(
+        select(Submission, Visit, Participant)
+        .join(Visit, Submission.visit_id == Visit.id)
+        .join(Participant, Visit.participant_id == Participant.id)
+        .where(Submission.sync_status == "failed")
+        .order_by(Submission.submitted_at)
+        .limit(limit)
+    ).all()
+    return [
+        WorkItem(
+            rank=40,
+            kind="push_failed",
+            participant_id=p.id,
+            record_id=p.record_id,
+            visit_id=v.id,
+            visit_key=v.visit_key,
+            submission_id=s.id,
+            why=_("REDCap refused the answers: %(error)s", error=(s.last_error or "—")[:300]),
+            sort_key=s.submitted_at,
+            action="retry",
+        )
+        for s, v, p in rows
+    ]
+
+
+@register_source(50, "no_phone")
+def no_usable_phone(now: datetime, limit: int) -> list[WorkItem]:
+    """Active participants with visits ahead who cannot be texted: no number, invalid, or no consent."""
+    rows = db.session.scalars(
+        select(Participant)
+        .where(Participant.status == "active", _has_live_visit())
+        .where(
+            (Participant.phone_status.in_(("missing", "invalid")))
+            | Participant.phone_e164.is_(None)
+            | Participant.sms_consent.is_(False)
+        )
+        .order_by(Participant.record_id)
+        .limit(limit)
+    ).all()
+    items = []
+    for p in rows:
+        if not p.sms_consent and p.phone_status == "ok":
+            why = _("No SMS consent: contact by phone or in clinic")
+        else:
+            why = _("No usable phone number (%(status)s)", status=p.phone_error or p.phone_status)
+        items.append(
+            WorkItem(
+                rank=50,
+                kind="no_phone",
+                participant_id=p.id,
+                record_id=p.record_id,
+                why=why,
+                sort_key=p.created_at,
+                action="phone",
+            )
+        )
+    return items
