@@ -152,6 +152,7 @@ class RedcapClient:
         max_calls_per_second: float = 5.0,
         forbidden_fields: Iterable[str] = ("randomization_group",),
         record_id_field: str = "record_id",
+        exportable_forms: Iterable[str] = (),
         limiter: CallRateLimiter | None = None,
     ) -> None:
         if not url or not url.endswith("/api/"):
@@ -168,6 +169,9 @@ class RedcapClient:
         self.max_calls_per_second = float(max_calls_per_second)
         self.forbidden = {name.strip().lower() for name in forbidden_fields if name.strip()}
         self.record_id_field = record_id_field
+        # Instruments whose data may be exported by form name (metadata refresh checks they hold no
+        # forbidden field); any other form could carry the blinded arm, so it is asked field by field.
+        self.exportable_forms = {name for name in exportable_forms if name}
         self.calls = 0
         self._limiter = limiter or _LIMITER
         self._token = token
@@ -187,11 +191,14 @@ class RedcapClient:
     def _guard_payload(self, payload: Mapping[str, Any]) -> None:
         """Refuse a request naming a forbidden field, or a record export that does not name its fields."""
         named: list[str] = []
+        forms: list[str] = []
         for key, value in payload.items():
-            if _FIELD_KEY.match(key):
-                named.append(str(value))
+            match = _FIELD_KEY.match(key)
+            if match:
+                (forms if match.group(1) == "forms" else named).append(str(value))
             elif key in {"fields", "forms"} and isinstance(value, str):
-                named.extend(part.strip() for part in value.split(","))
+                parts = [part.strip() for part in value.split(",") if part.strip()]
+                (forms if key == "forms" else named).extend(parts)
         hit = sorted({n for n in named if n.lower() in self.forbidden})
         logic = str(payload.get("filterLogic") or "").lower()
         hit += sorted(f for f in self.forbidden if f"[{f}]" in logic or f"[{f}(" in logic)
@@ -201,10 +208,13 @@ class RedcapClient:
         if hit:
             raise ForbiddenFieldError(f"refused to send a REDCap request naming forbidden field {hit[0]!r}")
         if payload.get("content") == "record" and "data" not in payload and payload.get("action") != "delete":
-            has_fields = any(k.startswith("fields[") for k in payload) or payload.get("fields")
-            has_forms = any(k.startswith("forms[") for k in payload) or payload.get("forms")
-            if not has_fields or has_forms:
+            if not named and not forms:
                 raise ForbiddenFieldError("refused a REDCap record export that does not name its fields")
+            unknown = sorted(set(forms) - self.exportable_forms)
+            if unknown:
+                raise ForbiddenFieldError(
+                    f"refused a REDCap record export of instrument {unknown[0]!r}: name its fields instead"
+                )
 
     def _clean(self, text: str) -> str:
         return text.replace(self._token, "[token]") if self._token else text
@@ -260,17 +270,19 @@ class RedcapClient:
 
     def export_records(
         self,
-        fields: Sequence[str],
+        fields: Sequence[str] = (),
         *,
         records: Sequence[str] | None = None,
         events: Sequence[str] | None = None,
+        forms: Sequence[str] | None = None,
         filter_logic: str | None = None,
     ) -> list[dict[str, str]]:
-        """Flat, raw-coded rows of the named fields only (never unnamed fields, never forbidden ones)."""
-        if not fields:
+        """Flat, raw-coded rows of the named fields (and of the service's own instruments) only."""
+        if not fields and not forms:
             raise ForbiddenFieldError("refused a REDCap record export that does not name its fields")
         rows = self._project.export_records(
-            fields=list(fields),
+            fields=list(fields) if fields else None,
+            forms=list(forms) if forms else None,
             records=list(records) if records else None,
             events=list(events) if events else None,
             filter_logic=filter_logic or None,
@@ -313,6 +325,10 @@ def client_from_config(config: Mapping[str, Any]) -> RedcapClient:
         max_calls_per_second=config.get("REDCAP_MAX_CALLS_PER_SECOND", 5.0),
         forbidden_fields=config.get("REDCAP_FORBIDDEN_FIELDS") or ["randomization_group"],
         record_id_field=roster_fields.get("record_id", "record_id"),
+        exportable_forms=[
+            config.get("REDCAP_QUESTIONNAIRE_INSTRUMENT") or "",
+            config.get("REDCAP_CONTACT_INSTRUMENT") or "",
+        ],
     )
 
 

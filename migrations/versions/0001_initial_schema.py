@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 09:28:28.614806
+Create Date: 2026-11-25 09:31:08.247289
 
 """
 from alembic import op
@@ -223,6 +223,25 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_outbound_messages_participant_id'), ['participant_id'], unique=False)
         batch_op.create_index('ix_outbound_status_due', ['status', 'due_at'], unique=False)
 
+    op.create_table('redcap_status_pushes',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('visit_id', sa.Integer(), nullable=False),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('sync_status', sa.String(length=20), nullable=False),
+    sa.Column('sync_attempts', sa.Integer(), nullable=False),
+    sa.Column('next_attempt_at', sa.DateTime(), nullable=True),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('queued_at', sa.DateTime(), nullable=False),
+    sa.Column('pushed_at', sa.DateTime(), nullable=True),
+    sa.CheckConstraint("status IN ('completed', 'missed', 'opted_out', 'withdrawn')", name=op.f('ck_redcap_status_pushes_status_known')),
+    sa.CheckConstraint("sync_status IN ('pending', 'pushed', 'failed')", name=op.f('ck_redcap_status_pushes_sync_status_known')),
+    sa.ForeignKeyConstraint(['visit_id'], ['visits.id'], name=op.f('fk_redcap_status_pushes_visit_id_visits'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_redcap_status_pushes')),
+    sa.UniqueConstraint('visit_id', name=op.f('uq_redcap_status_pushes_visit_id'))
+    )
+    with op.batch_alter_table('redcap_status_pushes', schema=None) as batch_op:
+        batch_op.create_index('ix_redcap_status_pushes_due', ['sync_status', 'next_attempt_at'], unique=False)
+
     op.create_table('submissions',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('visit_id', sa.Integer(), nullable=False),
@@ -298,6 +317,10 @@ def downgrade():
         batch_op.drop_index('ix_submissions_sync')
 
     op.drop_table('submissions')
+    with op.batch_alter_table('redcap_status_pushes', schema=None) as batch_op:
+        batch_op.drop_index('ix_redcap_status_pushes_due')
+
+    op.drop_table('redcap_status_pushes')
     with op.batch_alter_table('outbound_messages', schema=None) as batch_op:
         batch_op.drop_index('ix_outbound_status_due')
         batch_op.drop_index(batch_op.f('ix_outbound_messages_participant_id'))

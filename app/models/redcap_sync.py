@@ -1,0 +1,44 @@
+"""The durable queue of visit statuses (missed, opted out, withdrawn) owed to REDCap's contact instrument.
+
+A row is written in the same transaction as the visit change it reports (or found later by the push pass
+from the visit itself), so a crash or a REDCap outage can delay a status push but never lose it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.extensions import db
+from app.models.types import UTCDateTime, utcnow
+
+PUSHED_VISIT_STATUSES = ("completed", "missed", "opted_out", "withdrawn")
+STATUS_PUSH_STATES = ("pending", "pushed", "failed")
+
+
+class RedcapStatusPush(db.Model):
+    """The latest status of one visit to write into REDCap, and where that write stands."""
+
+    __tablename__ = "redcap_status_pushes"
+    __table_args__ = (
+        CheckConstraint(f"status IN {PUSHED_VISIT_STATUSES!r}", name="status_known"),
+        CheckConstraint(f"sync_status IN {STATUS_PUSH_STATES!r}", name="sync_status_known"),
+        Index("ix_redcap_status_pushes_due", "sync_status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    visit_id: Mapped[int] = mapped_column(ForeignKey("visits.id", ondelete="CASCADE"), unique=True)
+    status: Mapped[str] = mapped_column(String(20))
+    sync_status: Mapped[str] = mapped_column(String(20), default="pending")
+    sync_attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    pushed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    visit = relationship("Visit")
+
+    def __repr__(self) -> str:
+        return f"<RedcapStatusPush visit={self.visit_id} {self.status} {self.sync_status}>"

@@ -1,0 +1,465 @@
+"""Roster sync: REDCap's enrollment rows become participants and scheduled visits.
+
+Only the configured roster fields are exported, from the enrollment event, in record chunks. Each row is
+checked on its own: a bad row is reported with its record id and skipped, the rest go on. A row whose hash
+(its values plus the settings that shape the result) is unchanged is not touched at all, so re-running
+the sync against an unchanged REDCap writes nothing. Participants are never deleted here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import phonenumbers
+from flask import current_app
+from sqlalchemy import select, update
+
+from app import audit
+from app.extensions import db
+from app.models import OutboundMessage, Participant, SystemState
+from app.models.participant import LANGUAGES
+from app.redcap_client import RedcapClient, get_client
+from app.study_plan import send_window, visit_plan
+from app.visits import ScheduleInputError, cancel_visit, check_anchor, schedule_participant
+
+log = logging.getLogger(__name__)
+
+ACTOR = "system:roster"
+ENDED_STATUSES = ("withdrawn", "deceased", "lost")
+CHUNK_SIZE = 500
+LAST_SYNC_KEY = "roster.last_sync"
+
+
+@dataclass
+class RosterRow:
+    """One enrollment row, normalised; `problems` are shown to coordinators but do not block the row."""
+
+    record_id: str
+    anchor: date
+    phone_e164: str | None
+    phone_status: str
+    phone_error: str | None
+    language: str
+    status: str
+    consent: bool
+    row_hash: str
+    problems: list[str] = field(default_factory=list)
+
+
+class RowSkipped(ValueError):
+    """A row that cannot be applied; the message names the record (or the row) and why."""
+
+
+@dataclass
+class RosterReport:
+    """What one sync did, for the CLI line, the tick summary and tests. Holds no phone numbers."""
+
+    rows: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: list[str] = field(default_factory=list)
+    skip_reasons: Counter[str] = field(default_factory=Counter)
+    warnings: list[str] = field(default_factory=list)
+    cancelled_visits: int = 0
+    missing_from_redcap: list[str] = field(default_factory=list)
+    empty: bool = False
+
+    def summary(self) -> str:
+        """One line: counts only, reasons counted, no phone numbers."""
+        if self.empty:
+            return "roster sync: REDCap returned an empty roster; nothing was created, changed or deleted"
+        reasons = ", ".join(f"{reason}: {n}" for reason, n in sorted(self.skip_reasons.items()))
+        parts = [
+            f"roster sync: {self.rows} rows",
+            f"created {self.created}",
+            f"updated {self.updated}",
+            f"unchanged {self.unchanged}",
+            f"skipped {len(self.skipped)}" + (f" ({reasons})" if reasons else ""),
+        ]
+        if self.cancelled_visits:
+            parts.append(f"visits cancelled {self.cancelled_visits}")
+        if self.warnings:
+            parts.append(f"warnings {len(self.warnings)}")
+        if self.missing_from_redcap:
+            parts.append(f"not in REDCap {len(self.missing_from_redcap)} (kept)")
+        return "; ".join(parts)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "skipped": len(self.skipped),
+            "cancelled_visits": self.cancelled_visits,
+            "missing": len(self.missing_from_redcap),
+        }
+
+
+# ---------------------------------------------------------------- reading rows
+
+
+def roster_fields(config: Mapping[str, Any]) -> dict[str, str]:
+    """The configured roster role → REDCap field map (record_id, discharge_date, phone, …)."""
+    fields = dict(config["REDCAP_ROSTER_FIELDS"])
+    if not fields.get("record_id"):
+        raise RowSkipped("REDCAP_ROSTER_FIELDS: has no 'record_id' entry")
+    return {role: name for role, name in fields.items() if name}
+
+
+def _settings_fingerprint(config: Mapping[str, Any]) -> str:
+    """The settings that shape a participant from a row: a change to one of them re-applies every row."""
+    relevant = {
+        key: config.get(key)
+        for key in (
+            "REDCAP_ROSTER_FIELDS",
+            "REDCAP_LANGUAGE_CODES",
+            "REDCAP_STATUS_CODES",
+            "DEFAULT_PHONE_REGION",
+            "VISIT_PLAN",
+            "SMS_SEND_WINDOW",
+        )
+    }
+    return json.dumps(relevant, sort_keys=True, default=str)
+
+
+def row_hash(row: Mapping[str, Any], fields: Mapping[str, str], fingerprint: str) -> str:
+    """SHA-256 of the roster values of a row and the settings fingerprint."""
+    values = {role: str(row.get(name, "") or "").strip() for role, name in sorted(fields.items())}
+    text = json.dumps({"row": values, "settings": fingerprint}, sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def normalize_phone(raw: str, region: str) -> tuple[str | None, str, str | None]:
+    """(E.164 or None, phone_status, reason): 'ok', 'missing' or 'invalid' with why."""
+    raw = (raw or "").strip()
+    if not raw:
+        return None, "missing", "no mobile number in REDCap"
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException as exc:
+        return None, "invalid", f"not a phone number ({exc._msg})"
+    if not phonenumbers.is_valid_number(number):
+        reason = phonenumbers.is_possible_number_with_reason(number)
+        why = {
+            phonenumbers.ValidationResult.TOO_SHORT: "too short",
+            phonenumbers.ValidationResult.TOO_LONG: "too long",
+            phonenumbers.ValidationResult.INVALID_COUNTRY_CODE: "unknown country code",
+            phonenumbers.ValidationResult.INVALID_LENGTH: "wrong length",
+        }.get(reason, f"not a valid number for region {region} or its country code")
+        return None, "invalid", f"mobile number is {why}"
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), "ok", None
+
+
+def parse_row(
+    row: Mapping[str, Any],
+    fields: Mapping[str, str],
+    config: Mapping[str, Any],
+    today: date,
+    fingerprint: str,
+    position: int,
+) -> RosterRow:
+    """Check and normalise one exported row; raises RowSkipped naming the record when it cannot be used."""
+
+    def value(role: str) -> str:
+        name = fields.get(role)
+        return str(row.get(name, "") or "").strip() if name else ""
+
+    record_id = value("record_id")
+    if not record_id:
+        raise RowSkipped(f"row {position}: no record_id")
+    raw_anchor = value("discharge_date")
+    anchor: date | None = None
+    if raw_anchor:
+        try:
+            anchor = date.fromisoformat(raw_anchor)
+        except ValueError:
+            raise RowSkipped(f"record {record_id}: discharge date {raw_anchor!r} is not YYYY-MM-DD") from None
+    try:
+        anchor = check_anchor(record_id, anchor, today)
+    except ScheduleInputError as exc:
+        raise RowSkipped(str(exc)) from None
+    problems: list[str] = []
+    raw_status = value("status")
+    status_codes = config["REDCAP_STATUS_CODES"]
+    if not raw_status:
+        status = "active"
+        problems.append("study status blank in REDCap (treated as active)")
+    elif raw_status in status_codes and status_codes[raw_status] in (*ENDED_STATUSES, "active"):
+        status = status_codes[raw_status]
+    else:
+        raise RowSkipped(f"record {record_id}: unknown study status code {raw_status!r}")
+    raw_language = value("language")
+    language = config["REDCAP_LANGUAGE_CODES"].get(raw_language)
+    if language not in LANGUAGES:
+        if raw_language:
+            problems.append(f"unknown language code {raw_language!r} (using en)")
+        language = "en"
+    phone, phone_status, phone_error = normalize_phone(value("phone"), config["DEFAULT_PHONE_REGION"])
+    if phone_error:
+        problems.append(phone_error)
+    consent = value("consent") == "1"
+    return RosterRow(
+        record_id=record_id,
+        anchor=anchor,
+        phone_e164=phone,
+        phone_status=phone_status,
+        phone_error=phone_error,
+        language=language,
+        status=status,
+        consent=consent,
+        row_hash=row_hash(row, fields, fingerprint),
+        problems=problems,
+    )
+
+
+# ---------------------------------------------------------------- the sync
+
+
+def export_record_ids(client: RedcapClient, record_field: str, events: list[str] | None) -> list[str]:
+    """Every record id at the enrollment event (one call, one field), in REDCap's order."""
+    rows = client.export_records([record_field], events=events)
+    seen: dict[str, None] = {}
+    for row in rows:
+        rid = str(row.get(record_field, "") or "").strip()
+        if rid:
+            seen.setdefault(rid, None)
+    return list(seen)
+
+
+def sync_roster(
+    now: datetime,
+    *,
+    client: RedcapClient | None = None,
+    progress: Callable[[int], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
+    chunk_size: int = CHUNK_SIZE,
+) -> RosterReport:
+    """Pull the roster from REDCap and apply it; commits per chunk. Raises the client's exceptions."""
+    config = current_app.config
+    client = client or get_client()
+    fields = roster_fields(config)
+    names = list(dict.fromkeys(fields.values()))
+    events = [config["REDCAP_ENROLLMENT_EVENT"]] if client.is_longitudinal() else None
+    ids = export_record_ids(client, fields["record_id"], events)
+    report = RosterReport()
+    if not ids:
+        report.empty = True
+        return report
+    if on_total is not None:
+        on_total(len(ids))
+    fingerprint = _settings_fingerprint(config)
+    zone = ZoneInfo(config["STUDY_TIMEZONE"])
+    for start in range(0, len(ids), chunk_size):
+        chunk = ids[start : start + chunk_size]
+        rows = client.export_records(names, records=chunk, events=events)
+        _apply_chunk(rows, fields, config, fingerprint, zone, now, report, position=start)
+        db.session.commit()
+        if progress is not None:
+            progress(len(chunk))
+    _note_missing(set(ids), report)
+    _set_state(LAST_SYNC_KEY, {"at": now.isoformat(), "records": len(ids)})
+    db.session.commit()
+    return report
+
+
+def _apply_chunk(
+    rows: list[dict[str, Any]],
+    fields: Mapping[str, str],
+    config: Mapping[str, Any],
+    fingerprint: str,
+    zone: ZoneInfo,
+    now: datetime,
+    report: RosterReport,
+    position: int,
+) -> None:
+    rid_field = fields["record_id"]
+    wanted = [r for r in rows if not r.get("redcap_repeat_instrument")]
+    ids = [str(r.get(rid_field, "") or "").strip() for r in wanted]
+    existing = {
+        p.record_id: p
+        for p in db.session.scalars(
+            select(Participant).where(Participant.record_id.in_([i for i in ids if i]))
+        )
+    }
+    seen: set[str] = set()
+    for offset, row in enumerate(wanted, start=1):
+        rid = ids[offset - 1]
+        if rid and rid in seen:
+            continue  # one row per record at the enrollment event
+        seen.add(rid)
+        report.rows += 1
+        participant = existing.get(rid)
+        today = now.astimezone(ZoneInfo(participant.timezone) if participant else zone).date()
+        try:
+            parsed = parse_row(row, fields, config, today, fingerprint, position + offset)
+        except RowSkipped as exc:
+            _skip(report, str(exc), participant, row_hash(row, fields, fingerprint))
+            continue
+        if participant is not None and participant.roster_hash == parsed.row_hash:
+            report.unchanged += 1
+            continue
+        report.warnings.extend(f"record {parsed.record_id}: {p}" for p in parsed.problems)
+        if participant is None:
+            _create(parsed, config, now, report)
+        else:
+            _update(participant, parsed, now, report)
+
+
+def _skip(report: RosterReport, reason: str, participant: Participant | None, hashed: str) -> None:
+    report.skipped.append(reason)
+    report.skip_reasons[_reason_kind(reason)] += 1
+    if participant is not None and participant.roster_hash != hashed:
+        # Keep what we had; tell coordinators why REDCap's new values were not applied.
+        participant.roster_problem = f"roster row not applied: {reason}"[:300]
+        participant.roster_hash = hashed
+        audit.record(ACTOR, "participant.roster_problem", participant=participant, reason=reason[:300])
+
+
+def _reason_kind(reason: str) -> str:
+    for needle, kind in (
+        ("no record_id", "no record_id"),
+        ("in the future", "discharge date in the future"),
+        ("two years", "discharge date too old"),
+        ("is missing", "discharge date missing"),
+        ("not YYYY-MM-DD", "discharge date not a date"),
+        ("study status", "unknown study status"),
+    ):
+        if needle in reason:
+            return kind
+    return "other"
+
+
+def _create(parsed: RosterRow, config: Mapping[str, Any], now: datetime, report: RosterReport) -> None:
+    participant = Participant(
+        record_id=parsed.record_id,
+        timezone=config["STUDY_TIMEZONE"],
+        anchor_date=parsed.anchor,
+        opted_out=False,
+    )
+    _assign(participant, parsed, now)
+    db.session.add(participant)
+    db.session.flush()
+    audit.record(ACTOR, "participant.created", participant=participant, status=parsed.status)
+    if parsed.status == "active":
+        schedule_participant(participant, visit_plan(), send_window(), now, actor=ACTOR)
+    report.created += 1
+
+
+def _assign(participant: Participant, parsed: RosterRow, now: datetime) -> list[str]:
+    """Copy the row onto the participant; returns the names of the attributes that changed."""
+    keep_unusable = (
+        participant.phone_status == "unusable"
+        and parsed.phone_e164
+        and participant.phone_e164 == parsed.phone_e164
+    )
+    values: dict[str, Any] = {
+        "anchor_date": parsed.anchor,
+        "language": parsed.language,
+        "status": parsed.status,
+        "sms_consent": parsed.consent,
+        "phone_e164": parsed.phone_e164,
+        "roster_problem": "; ".join(parsed.problems)[:300] or None,
+    }
+    if not keep_unusable:  # an SMS failure marked this number unusable; only a new number clears it
+        values["phone_status"] = parsed.phone_status
+        values["phone_error"] = parsed.phone_error
+    changed = [name for name, value in values.items() if getattr(participant, name, None) != value]
+    for name, value in values.items():
+        setattr(participant, name, value)
+    participant.roster_hash = parsed.row_hash
+    participant.roster_synced_at = now
+    return changed
+
+
+def _update(participant: Participant, parsed: RosterRow, now: datetime, report: RosterReport) -> None:
+    previous_status = participant.status
+    changed = _assign(participant, parsed, now)
+    audit.record(
+        ACTOR,
+        "participant.roster_updated",
+        participant=participant,
+        changed=sorted(c for c in changed if c != "roster_problem"),
+        **({"old_status": previous_status, "new_status": parsed.status} if "status" in changed else {}),
+    )
+    if parsed.status in ENDED_STATUSES:
+        report.cancelled_visits += end_participation(participant, now)
+    else:
+        try:
+            schedule_participant(participant, visit_plan(), send_window(), now, actor=ACTOR)
+        except ScheduleInputError as exc:  # the zone was edited by hand; report, keep the old visits
+            report.warnings.append(str(exc))
+    report.updated += 1
+
+
+def end_participation(participant: Participant, now: datetime) -> int:
+    """Withdrawn, deceased or lost in REDCap: cancel open and scheduled visits and pending texts at once."""
+    from app.links import revoke_links
+    from app.redcap_push import queue_status_push
+
+    reason = f"participant {participant.status} in REDCap"
+    cancelled = 0
+    for visit in participant.visits:
+        if cancel_visit(visit, reason, ACTOR):
+            cancelled += 1
+            revoke_links(visit, now)
+            if participant.status == "withdrawn":
+                queue_status_push(visit, "withdrawn", now)
+    db.session.execute(
+        update(OutboundMessage)
+        .where(
+            OutboundMessage.participant_id == participant.id,
+            OutboundMessage.status == "pending",
+            OutboundMessage.kind.in_(("reminder", "manual")),
+        )
+        .values(status="cancelled", error_message=reason)
+    )
+    return cancelled
+
+
+def _note_missing(present: set[str], report: RosterReport) -> None:
+    """Participants REDCap no longer lists are kept and flagged for coordinators, never deleted."""
+    note = "not found in REDCap's roster at the last sync (kept; check the record in REDCap)"
+    last_id = 0
+    while True:
+        batch = db.session.execute(
+            select(Participant.id, Participant.record_id, Participant.roster_problem)
+            .where(Participant.id > last_id)
+            .order_by(Participant.id)
+            .limit(1000)
+        ).all()
+        if not batch:
+            return
+        for pid, record_id, problem in batch:
+            if record_id not in present:
+                report.missing_from_redcap.append(record_id)
+                if problem != note:
+                    db.session.execute(
+                        update(Participant).where(Participant.id == pid).values(roster_problem=note)
+                    )
+        last_id = batch[-1][0]
+
+
+def _set_state(key: str, value: Any) -> None:
+    row = db.session.get(SystemState, key)
+    if row is None:
+        db.session.add(SystemState(key=key, value=value))
+    else:
+        row.value = value
+
+
+def roster_step(now: datetime) -> dict[str, Any]:
+    """Tick step "roster": one roster sync; skipped when no REDCap token is configured."""
+    if not current_app.config.get("REDCAP_API_TOKEN"):
+        return {"skipped": 1}
+    report = sync_roster(now)
+    return {"empty": 1} if report.empty else report.as_dict()
