@@ -35,7 +35,17 @@ def steps() -> dict[str, Step]:
     Names are stable: the scheduler's jobs refer to them.
     """
     registry: dict[str, Step] = {"sweep": sweep_step}
+    registry.update(_redcap_steps())
     return registry
+
+
+def _redcap_steps() -> dict[str, Step]:
+    """The REDCap bridge's steps: roster sync, metadata refresh and the push (no-ops without a token)."""
+    from app.redcap_metadata import metadata_step
+    from app.redcap_push import push_step
+    from app.roster import roster_step
+
+    return {"roster": roster_step, "metadata": metadata_step, "push": push_step}
 
 
 def run_step(name: str, now: datetime | None = None) -> dict[str, Any]:
