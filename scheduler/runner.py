@@ -32,12 +32,14 @@ from scheduler.signals import GracefulStop
 
 log = logging.getLogger(__name__)
 
-# Which tick steps each job runs, in order. The send pass sweeps first: the sweep is two indexed range
-# queries that find nothing most of the time (cheap), and running it here opens visit windows within
-# one send interval instead of one sweep interval, so the first reminder is planned on time. The
-# separate sweep job is the safety net when no send pass is running (e.g. a long send).
-SEND_STEPS = ("sweep", "plan", "reconcile", "send")
-PUSH_STEPS = ("push", "det")
+# Which tick steps each job runs, in order. The send pass first applies queued REDCap Data Entry
+# Triggers ("det": a withdrawal saved in REDCap must stop texts before the next send, and an empty
+# queue costs one indexed query), then sweeps: the sweep is two indexed range queries that find
+# nothing most of the time, and running it here opens visit windows within one send interval instead
+# of one sweep interval, so the first reminder is planned on time. The separate sweep job is the
+# safety net when the send job is busy (a long send pass).
+SEND_STEPS = ("det", "sweep", "plan", "reconcile", "send")
+PUSH_STEPS = ("push",)
 SWEEP_STEPS = ("sweep",)
 ROSTER_STEPS = ("roster", "metadata")
 

@@ -54,7 +54,8 @@ def _wait(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
 def test_jobs_and_default_intervals(app):
     specs = {spec.id: spec for spec in job_specs(app.config)}
     assert {k: v.seconds for k, v in specs.items()} == {"send": 30, "push": 60, "sweep": 600, "roster": 900}
-    assert specs["send"].steps == ("sweep", "plan", "reconcile", "send")
+    assert specs["send"].steps == ("det", "sweep", "plan", "reconcile", "send")
+    assert specs["push"].steps == ("push",) and specs["roster"].steps == ("roster", "metadata")
     assert all(spec.grace == spec.seconds for spec in specs.values())
     runner = SchedulerRunner(app)
     assert runner.heartbeat_seconds == 30 and runner.lease.seconds == 90
