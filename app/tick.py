@@ -34,7 +34,11 @@ def steps() -> dict[str, Step]:
 
     Names are stable: the scheduler's jobs refer to them.
     """
-    registry: dict[str, Step] = {"sweep": sweep_step}
+    from app.redcap_refresh import det_step  # REDCap records re-read on a Data Entry Trigger, first
+    from app.sms.steps import sms_steps
+
+    registry: dict[str, Step] = {"det": det_step, "sweep": sweep_step}
+    registry.update(sms_steps())  # plan, reconcile, send
     registry.update(_redcap_steps())
     return registry
 

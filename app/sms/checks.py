@@ -1,0 +1,96 @@
+"""Send-time checks: the facts re-read just before a text leaves, and what to do about them.
+
+Planning happened earlier; by now the participant may have said STOP, been withdrawn, or the
+visit may be done. Each check answers send, skip (with a reason kept on the row) or defer
+(wait until a later moment, e.g. the next morning's send window).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+
+from app.models import OutboundMessage, Participant, Visit
+from app.schedule import SendWindow, next_send_moment
+
+PARTICIPANT_KINDS = ("reminder", "manual", "reply")
+LINK_KINDS = ("reminder", "manual")
+MANUAL_MAX_DELAY = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """send / skip (final, with reason) / defer (back to pending until `until`)."""
+
+    action: str
+    reason: str = ""
+    until: datetime | None = None
+
+
+SEND = Decision("send")
+SendCheck = Callable[[OutboundMessage, Participant | None, Visit | None, datetime], Decision | None]
+_extra_checks: list[SendCheck] = []
+
+
+def register_send_check(check: SendCheck) -> None:
+    """Add a check run just before each participant-facing text (e.g. re-read REDCap when the roster is old).
+
+    A check returns None to let the text go, Decision("skip", reason) to drop it, or
+    Decision("defer", reason, until) to keep it pending (e.g. REDCap unreachable: wait for the next pass).
+    """
+    if check not in _extra_checks:
+        _extra_checks.append(check)
+
+
+def _window() -> SendWindow:
+    return SendWindow.parse(current_app.config["SMS_SEND_WINDOW"])
+
+
+def in_window(zone: str, now: datetime) -> bool:
+    return _window().contains(now.astimezone(ZoneInfo(zone)).time())
+
+
+def decide(
+    msg: OutboundMessage, participant: Participant | None, visit: Visit | None, now: datetime
+) -> Decision:
+    """Whether `msg` may go out at `now`, from the database's current facts."""
+    if msg.kind not in PARTICIPANT_KINDS:
+        # On-call alerts and operator tests go to staff numbers at any hour.
+        return SEND if msg.to_e164 else Decision("skip", "no recipient number")
+    if participant is None:
+        return Decision("skip", "no participant")
+    reason = participant.sms_block_reason()
+    if reason:
+        return Decision("skip", f"blocked at send time: {reason}")
+    if msg.kind in LINK_KINDS:
+        if visit is None:
+            return Decision("skip", "no visit")
+        if visit.is_final:
+            return Decision("skip", f"stale: visit {visit.status}")
+        if msg.schedule_version != visit.schedule_version:
+            return Decision("skip", "stale: visit rescheduled")
+        if now < visit.opens_at:
+            return Decision("defer", "visit not open yet", visit.opens_at)
+        if not visit.is_open_at(now):
+            return Decision("skip", "stale: visit window closed")
+        if msg.kind == "manual" and now - msg.due_at > MANUAL_MAX_DELAY:
+            return Decision("skip", "stale: manual reminder not sent within an hour")
+    if not in_window(participant.timezone, now):
+        if msg.kind == "manual" and msg.created_at and not in_window(participant.timezone, msg.created_at):
+            pass  # queued outside the window: the coordinator confirmed it (queue_manual_reminder)
+        elif msg.kind == "manual":
+            return Decision("skip", "outside the send window; queue it again")
+        else:
+            until = next_send_moment(now, ZoneInfo(participant.timezone), _window())
+            if visit is not None and until >= visit.closes_at:
+                return Decision("skip", "stale: no send window left before the visit closes")
+            return Decision("defer", "outside the local send window", until)
+    for check in _extra_checks:
+        decision = check(msg, participant, visit, now)
+        if decision is not None and decision.action != "send":
+            return decision
+    return SEND

@@ -1,0 +1,168 @@
+"""Delivery tracking: Twilio's status callbacks become outbox statuses, and error codes change what we send.
+
+21610 (the recipient unsubscribed at the carrier) opts the participant out; 21211 (invalid
+number) and 30006 (landline) mark the number unusable; 30003 / 30005 (unreachable, unknown
+handset) are tolerated once — the next reminder slot tries again — and a second one in a row
+flags the number for coordinators. Callbacks may arrive out of order or before we recorded the
+SID; every one is kept, and statuses only move forward.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlalchemy import select
+
+from app import audit
+from app.extensions import db
+from app.models import OutboundMessage, Participant, SmsStatusEvent
+
+log = logging.getLogger(__name__)
+
+# Twilio's message statuses, in our vocabulary (our "sending" means "claimed", so Twilio's is "queued").
+TWILIO_STATUS = {
+    "accepted": "queued",
+    "scheduled": "queued",
+    "queued": "queued",
+    "sending": "queued",
+    "sent": "sent",
+    "delivered": "delivered",
+    "read": "delivered",
+    "undelivered": "undelivered",
+    "failed": "failed",
+    "canceled": "failed",
+}
+RANK = {"pending": 0, "sending": 1, "queued": 2, "sent": 3, "delivered": 4, "undelivered": 4, "failed": 4}
+ERROR_TEXT = {
+    21211: "invalid 'To' number",
+    21610: "recipient unsubscribed (replied STOP at the carrier)",
+    30003: "unreachable destination handset",
+    30005: "unknown destination handset",
+    30006: "landline or unreachable carrier",
+}
+UNREACHABLE = (30003, 30005)
+PARTICIPANT_KINDS = ("reminder", "manual", "reply")
+
+
+def our_status(provider_status: str | None) -> str | None:
+    """Our status for a provider status (None for statuses we do not track, e.g. inbound)."""
+    return TWILIO_STATUS.get((provider_status or "").lower())
+
+
+def record_callback(sid: str, provider_status: str, error_code: str | None, now: datetime) -> bool:
+    """Store a status callback and apply it to its outbox row if known; commits. Returns whether applied."""
+    code = error_code.strip() if error_code and error_code.strip().isdigit() else None
+    event = SmsStatusEvent(
+        provider_sid=sid, status=provider_status[:20], error_code=code, received_at=now, applied=False
+    )
+    db.session.add(event)
+    query = select(OutboundMessage).where(OutboundMessage.provider_sid == sid)
+    if db.engine.dialect.name == "postgresql":
+        query = query.with_for_update()  # two callbacks of one text at once must not interleave
+    msg = db.session.scalar(query)
+    if msg is not None:
+        apply_status(msg, provider_status, code, now)
+        event.applied = True
+    db.session.commit()
+    return msg is not None
+
+
+def apply_pending_events(msg: OutboundMessage, now: datetime) -> None:
+    """Apply callbacks that arrived before the SID was recorded (a fast provider beats our commit)."""
+    if not msg.provider_sid:
+        return
+    events = db.session.scalars(
+        select(SmsStatusEvent)
+        .where(SmsStatusEvent.provider_sid == msg.provider_sid, SmsStatusEvent.applied.is_(False))
+        .order_by(SmsStatusEvent.id)
+    ).all()
+    for event in events:
+        apply_status(msg, event.status, event.error_code, now)
+        event.applied = True
+
+
+def apply_status(msg: OutboundMessage, provider_status: str, error_code: str | None, now: datetime) -> None:
+    """Move `msg` forward to the reported status (never back), keeping the error code."""
+    new = our_status(provider_status)
+    if new is None or msg.status in ("skipped", "cancelled"):
+        return
+    current = RANK.get(msg.status, 0)
+    if RANK[new] < current or (RANK[new] == current == 4):
+        return  # late or repeated callback: the text already moved on
+    msg.status = new
+    if new in ("undelivered", "failed"):
+        code = int(error_code) if error_code else None
+        msg.error_code = error_code
+        msg.error_message = ERROR_TEXT.get(code or 0, f"delivery failed ({provider_status})")
+        if code:
+            apply_error_effects(msg, code, now)
+        elif msg.kind == "redflag_alert":
+            log.error("on-call alert %s was not delivered", msg.id)
+
+
+def _participants_on(msg: OutboundMessage) -> list[Participant]:
+    """Participants this text reached through their own number (not staff alerts about them)."""
+    if msg.kind not in PARTICIPANT_KINDS or not msg.to_e164:
+        return []
+    return list(db.session.scalars(select(Participant).where(Participant.phone_e164 == msg.to_e164)))
+
+
+def apply_error_effects(msg: OutboundMessage, code: int, now: datetime) -> None:
+    """What an error code means for the participant's number; audited, pending texts withdrawn."""
+    if msg.kind == "redflag_alert":
+        log.error("on-call alert %s failed with code %s: check ONCALL_PHONES", msg.id, code)
+        return
+    people = _participants_on(msg)
+    if not people:
+        return
+    if code == 21610:
+        from app.sms.inbound import opt_out
+
+        opt_out(people, now, actor="twilio:21610", source="provider error 21610")
+    elif code in (21211, 30006):
+        status = "invalid" if code == 21211 else "unusable"
+        mark_phone(people, status, f"Twilio {code}: {ERROR_TEXT[code]}", now)
+    elif code in UNREACHABLE:
+        _unreachable(msg, people, code, now)
+
+
+def _unreachable(msg: OutboundMessage, people: list[Participant], code: int, now: datetime) -> None:
+    previous = db.session.scalar(
+        select(OutboundMessage)
+        .where(
+            OutboundMessage.to_e164 == msg.to_e164,
+            OutboundMessage.kind.in_(PARTICIPANT_KINDS),
+            OutboundMessage.id != msg.id,
+            OutboundMessage.provider_sid.is_not(None),
+            OutboundMessage.sent_at <= (msg.sent_at or now),
+        )
+        .order_by(OutboundMessage.sent_at.desc(), OutboundMessage.id.desc())
+        .limit(1)
+    )
+    if previous is not None and previous.error_code and int(previous.error_code) in UNREACHABLE:
+        mark_phone(people, "unusable", f"Twilio {code}: unreachable on two texts in a row", now)
+        return
+    for person in people:
+        audit.record(
+            "twilio:" + str(code),
+            "sms.unreachable",
+            participant=person,
+            reason=f"{ERROR_TEXT[code]}; the next reminder slot tries again",
+        )
+
+
+def mark_phone(people: list[Participant], status: str, reason: str, now: datetime) -> None:
+    """Stop texting a number: phone status set, coordinators see why, pending texts withdrawn."""
+    from app.sms.planner import cancel_pending
+
+    for person in people:
+        if person.phone_status == status:
+            continue
+        person.phone_status = status
+        person.phone_error = reason[:200]
+        audit.record(
+            "system:sms", "sms.phone_flagged", participant=person, reason=reason, phone_status=status
+        )
+        cancel_pending(participant=person, reason=f"phone {status}", actor="system:sms")
+        log.warning("participant %s: phone marked %s (%s)", person.record_id, status, reason)

@@ -1,0 +1,73 @@
+"""The console backend for `make run` and development: prints the text, logs a masked line, keeps a record.
+
+Its record (a JSON-lines file in the instance folder: id, recipient, our row id, time — never
+the body) is the "provider's store" that crash reconciliation looks up, as it would Twilio's.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import sys
+import threading
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from app.sms.providers import Accepted, SentRecord, SmsProvider, mask_number
+
+log = logging.getLogger(__name__)
+_lock = threading.Lock()
+
+
+class ConsoleProvider(SmsProvider):
+    """Delivers nothing: shows the text in the terminal and remembers that it was "sent"."""
+
+    name = "console"
+    rate_limited = False  # no carrier to protect; a newcomer should not wait a second per text
+
+    def __init__(self, store: Path, echo: bool = True) -> None:
+        self.store = store
+        self.echo = echo
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> ConsoleProvider:
+        return cls(Path(config["INSTANCE_PATH"]) / "console_sms.jsonl", echo=not config.get("TESTING"))
+
+    def send(self, to: str, body: str, *, ref: str, status_callback: str | None) -> Accepted:
+        sid = "SMconsole" + secrets.token_hex(12)
+        entry = {"sid": sid, "to": to, "ref": ref, "at": datetime.now(UTC).isoformat()}
+        with _lock:
+            self.store.parent.mkdir(parents=True, exist_ok=True)
+            with self.store.open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(entry) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+        log.info("console SMS %s to %s (%d chars)", sid, mask_number(to), len(body))
+        if self.echo:
+            # Printed in full, link included, on purpose and only here: the console backend runs on a
+            # developer's machine with fictitious participants, and the printed link is the only way a
+            # newcomer can open the questionnaire. It goes to stdout, never through the logger, so no
+            # token reaches a log file; the Twilio backend never prints or logs a body.
+            print(f"[console SMS to {to}] {body}", file=sys.stdout, flush=True)
+        return Accepted(sid=sid, status="sent", segments=None)
+
+    def find_sent(self, to: str, since: datetime) -> list[SentRecord]:
+        if not self.store.exists():
+            return []
+        found = []
+        with _lock, self.store.open(encoding="utf-8") as handle:
+            for line in handle:
+                try:
+                    entry = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line cut by a crash mid-write was never "sent"
+                created = datetime.fromisoformat(entry["at"])
+                if entry.get("to") == to and created >= since:
+                    found.append(
+                        SentRecord(entry["sid"], to, "sent", created, body=None, ref=str(entry.get("ref")))
+                    )
+        return list(reversed(found))

@@ -1,0 +1,70 @@
+"""SMS_RATE_PER_SECOND across every sender thread, process and host, kept in one database row.
+
+Each text reserves the next free instant with a single atomic UPDATE … RETURNING on the
+`sms_rate_buckets` row (`next_at = max(next_at, now) + 1/rate`) and sleeps until then. One
+statement is atomic on PostgreSQL (row lock) and on SQLite (single writer), so two schedulers
+overlapping still share one rate. A database row rather than Redis: the database is already
+the one thing every process shares, and the rate is low (a long code allows ~1 text a second),
+so one small write per text costs nothing worth another moving part.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from sqlalchemy import func, update
+
+from app.extensions import db
+from app.models import SmsRateBucket
+
+BUCKET = "sms"
+
+
+def reserve(rate_per_second: float, name: str = BUCKET, clock=time.time) -> float:
+    """Reserve the next send slot; returns the wall-clock instant (epoch seconds) to send at."""
+    interval = 1.0 / rate_per_second
+    now = clock()
+    with db.engine.begin() as conn:
+        greatest = func.max if conn.dialect.name == "sqlite" else func.greatest
+        slot = conn.execute(
+            update(SmsRateBucket)
+            .where(SmsRateBucket.name == name)
+            .values(next_at=greatest(SmsRateBucket.next_at, now) + interval)
+            .returning(SmsRateBucket.next_at)
+        ).scalar()
+        if slot is None:
+            _create(conn, name)
+            slot = conn.execute(
+                update(SmsRateBucket)
+                .where(SmsRateBucket.name == name)
+                .values(next_at=greatest(SmsRateBucket.next_at, now) + interval)
+                .returning(SmsRateBucket.next_at)
+            ).scalar_one()
+    return float(slot) - interval
+
+
+def _create(conn, name: str) -> None:
+    if conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    conn.execute(dialect_insert(SmsRateBucket).values(name=name, next_at=0.0).on_conflict_do_nothing())
+
+
+def wait_turn(rate_per_second: float, stop: threading.Event | None = None, name: str = BUCKET) -> float:
+    """Block until this caller's reserved slot; returns the seconds waited."""
+    at = reserve(rate_per_second, name)
+    delay = at - time.time()
+    if delay > 0:
+        if stop is not None:
+            stop.wait(delay)
+        else:
+            time.sleep(delay)
+    return max(delay, 0.0)
+
+
+def reset(name: str = BUCKET) -> None:
+    """Forget past reservations (tests and benchmarks start from an idle bucket)."""
+    with db.engine.begin() as conn:
+        conn.execute(update(SmsRateBucket).where(SmsRateBucket.name == name).values(next_at=0.0))
