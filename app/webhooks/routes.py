@@ -1,1 +1,3 @@
 """Webhook routes (built out by the SMS and REDCap work)."""
+
+from app.webhooks import twilio  # noqa: F401  (POST /sms/twilio/status, /sms/twilio/inbound)
