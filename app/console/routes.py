@@ -13,7 +13,6 @@ from flask import (
     redirect,
     render_template,
     request,
-    stream_with_context,
     url_for,
 )
 from flask_babel import get_locale
@@ -136,7 +135,9 @@ def visits():
 def visits_csv():
     _form, filters = _filters()
     include_phone = current_user.can("admin")
-    body = stream_with_context(csv_rows(filters, include_phone))
+    # Built in memory: a study's visit table is a few thousand rows, and a streamed body would
+    # outlive the request's database session.
+    body = "".join(csv_rows(filters, include_phone))
     return Response(
         body,
         mimetype="text/csv",

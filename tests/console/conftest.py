@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from flask import g
+from flask.testing import FlaskClient
 
 from app.extensions import db
 from app.models import InboundMessage, OutboundMessage, Submission, Visit
@@ -14,6 +16,24 @@ from tests.factories import make_participant, make_user
 PASSWORD = "correct horse battery"
 # A fixed "now": 10:00 in Shanghai (inside the 09:00-20:00 send window).
 NOW = datetime(2026, 3, 10, 2, 0, tzinfo=UTC)
+
+
+class FreshClient(FlaskClient):
+    """A test client whose requests do not share Flask-Login's cached user.
+
+    The `app` fixture keeps one application context pushed for the whole test, and Flask reuses
+    it (and its `g`) for every request; in a real server each request has its own.
+    """
+
+    def open(self, *args, **kwargs):
+        g.pop("_login_user", None)
+        return super().open(*args, **kwargs)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_clients(request):
+    if "app" in request.fixturenames:
+        request.getfixturevalue("app").test_client_class = FreshClient
 
 
 def sign_in(client, user, password: str = PASSWORD):
