@@ -33,6 +33,7 @@ def create_app(config: Config | str | None = None) -> Flask:
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     configure_logging(app)
     register_extensions(app)
+    register_security(app)
     register_blueprints(app)
     register_errorhandlers(app)
     register_commands(app)
@@ -67,6 +68,13 @@ def register_extensions(app: Flask) -> None:
 
         hops = app.config["PROXY_FIX_HOPS"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_prefix=hops)
+
+
+def register_security(app: Flask) -> None:
+    """Security headers on every response; oversized bodies refused with 413."""
+    from app.security import register_security as install
+
+    install(app)
 
 
 def register_blueprints(app: Flask) -> None:

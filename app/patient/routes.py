@@ -1,1 +1,101 @@
-"""Patient routes (built out by the questionnaire work)."""
+"""Patient routes: `/s/<token>` shows and accepts the questionnaire; the work is in `flow`."""
+
+from __future__ import annotations
+
+from flask import Response, current_app, g, render_template, request
+from flask_babel import gettext as _
+from flask_babel import refresh
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import TooManyRequests
+
+from app.extensions import limiter
+from app.models import utcnow
+from app.patient import bp, flow
+from app.questionnaire.form_builder import UNANSWERED, logic_map
+from app.questionnaire.translations import instrument_label
+
+
+def _guess_limit() -> str:
+    return current_app.config["TOKEN_GUESS_LIMIT"]
+
+
+def _use_language(lang: str) -> None:
+    g.locale = lang
+    refresh()
+
+
+def _message(template: str, status: int, **context) -> tuple[str, int]:
+    return render_template(f"patient/{template}.html", **context), status
+
+
+def _invalid() -> tuple[str, int]:
+    # One page and one status for every unusable token: unknown, expired, revoked, spent, closed.
+    return _message("invalid", 404)
+
+
+def _form_page(page: flow.Page, status: int = 200, expired: bool = False):
+    name = page.form.instrument.name
+    return (
+        render_template(
+            "patient/questionnaire.html",
+            title=instrument_label(name, g.locale, default=_("Follow-up questionnaire")),
+            page=page,
+            logic=logic_map(page.form.instrument),
+            lang=g.locale,
+            unanswered_name=UNANSWERED,
+            session_expired=expired,
+        ),
+        status,
+    )
+
+
+@bp.route("/s/<token>", methods=["GET", "POST"])
+@limiter.limit(_guess_limit, deduct_when=lambda response: response.status_code == 404)
+def questionnaire(token: str):
+    """The participant's questionnaire; only failed lookups (404) count against the guess limit."""
+    now = utcnow()
+    ctx = flow.resolve(token, now, posting=request.method == "POST")
+    _use_language(flow.choose_language(ctx, request.args.get("lang")))
+    if ctx.state == flow.INVALID:
+        return _invalid()
+    if ctx.state == flow.RECEIVED:
+        return _message("received", 200, red_flag=flow.visit_red_flag(ctx.visit))
+    definition = flow.instrument()
+    if definition is None:
+        return _message("unavailable", 503)
+    if request.method == "GET":
+        return _form_page(flow.blank_page(definition, g.locale, flow.local_today(ctx, now)))
+    page = flow.submit(ctx, definition, request.form, g.locale, now)
+    if page.outcome is None:
+        return _form_page(page)
+    if not page.outcome.accepted:
+        return _message("received", 200, red_flag=flow.visit_red_flag(ctx.visit))
+    return _message("thanks", 200, red_flag=page.outcome.red_flag)
+
+
+@bp.errorhandler(CSRFError)
+def csrf_failed(exc: CSRFError):
+    """An expired or missing CSRF token: show the answers again with a fresh token, store nothing."""
+    token = (request.view_args or {}).get("token", "")
+    now = utcnow()
+    ctx = flow.resolve(token, now, posting=True)
+    _use_language(flow.choose_language(ctx, request.args.get("lang")))
+    if ctx.state != flow.OPEN:
+        return _invalid() if ctx.state == flow.INVALID else _message("received", 200, red_flag=False)
+    definition = flow.instrument()
+    if definition is None:
+        return _message("unavailable", 503)
+    form = flow.QuestionnaireForm(definition, g.locale, request.form, flow.local_today(ctx, now))
+    return _form_page(flow.Page(form, form.questions()), status=400, expired=True)
+
+
+@bp.errorhandler(TooManyRequests)
+def too_many(exc: TooManyRequests):
+    """Too many wrong links from one client: wait, or call the study team."""
+    _use_language(flow.choose_language(flow.LinkContext(flow.INVALID), request.args.get("lang")))
+    response: Response = current_app.make_response(_message("too_many", 429))
+    retry = exc.get_headers() if hasattr(exc, "get_headers") else []
+    for name, value in retry:
+        if name.lower() == "retry-after":
+            response.headers[name] = value
+    return response

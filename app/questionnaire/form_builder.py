@@ -1,6 +1,6 @@
 """Build the participant's WTForms form at run time from a REDCap instrument definition.
 
-Every control is named exactly after its REDCap field (a checkbox option as `field___code`)
+Every control is named exactly after its REDCap column (a checkbox option as `field___code`)
 and carries REDCap's raw codes as values, so what the browser posts is what REDCap stores.
 The form renders and keeps typed answers; `answers.clean_answers` stays the judge of them.
 """
@@ -10,48 +10,48 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from html import unescape
 from typing import Any
 
-from flask_babel import force_locale
 from flask_babel import gettext as _
-from markupsafe import Markup
 from werkzeug.datastructures import MultiDict
 from wtforms import BooleanField, Field, RadioField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.form import BaseForm
 from wtforms.widgets import RangeInput
 
 from app.questionnaire import translations as tr
-from app.questionnaire.branching_text import describe
+from app.questionnaire.branching import to_json
 from app.questionnaire.definition import FieldDef, InstrumentDef
+from app.questionnaire.only_if import describe
+from app.questionnaire.validation import resolve_bound
 
-UNANSWERED = "_unanswered"  # checkbox list naming sliders left unanswered (no REDCap field starts with _)
+# Sliders the participant leaves at "no answer" are listed here (no REDCap field starts with "_").
+UNANSWERED = "_unanswered"
 _TAG = re.compile(r"<[^>]*>")
-
-# REDCap text validations → (input type, inputmode, step)
-_TEXT_INPUTS: dict[str, tuple[str, str | None, str | None]] = {
+# input_kind -> (input type, inputmode, step)
+_INPUTS: dict[str, tuple[str, str | None, str | None]] = {
     "integer": ("number", "numeric", "1"),
     "number": ("number", "decimal", "any"),
-    "date_ymd": ("date", None, None),
+    "date": ("date", None, None),
     "email": ("email", "email", None),
     "phone": ("tel", "tel", None),
 }
-_CHOICE_TYPES = ("radio", "dropdown", "yesno", "truefalse", "checkbox")
 
 
 def plain(text: str | None) -> str:
-    """REDCap labels may hold rich-text HTML; the page shows them as plain, escaped text."""
-    return unescape(_TAG.sub("", text or "")).strip()
+    """REDCap labels may hold rich-text HTML; the page shows them as plain text (escaped on output)."""
+    return re.sub(r"\s+", " ", unescape(_TAG.sub(" ", text or ""))).strip()
 
 
 @dataclass
 class Option:
-    """One choice of a radio, dropdown or checkbox question, with its control's name and id."""
+    """One choice of a radio or checkbox question, with the WTForms control that renders it."""
 
     code: str
     label: str
-    name: str
-    control: Any = None  # the WTForms subfield or BooleanField that renders it
+    control: Any
 
 
 @dataclass
@@ -64,6 +64,7 @@ class Question:
     note: str = ""
     section: str = ""
     required: bool = False
+    readonly: bool = False
     attrs: dict[str, Any] = field(default_factory=dict)
     options: list[Option] = field(default_factory=list)
     slider_labels: list[str] = field(default_factory=list)
@@ -74,164 +75,170 @@ class Question:
     unanswered: bool = False
 
     @property
+    def described_by(self) -> str:
+        """Ids of the note, the "answer only if" text and the error, for aria-describedby."""
+        ids = [f"note-{self.name}"] if self.note else []
+        ids += [f"if-{self.name}"] if self.only_if else []
+        ids += [f"err-{self.name}"] if self.error else []
+        return " ".join(ids)
+
+    @property
     def dom_id(self) -> str:
-        """The id the error summary links to: the first control of the question."""
+        """The id the error summary links to: the question's first control."""
         if self.options:
             return self.options[0].control.id
-        return self.name if self.kind != "descriptive" else f"q-{self.name}"
+        return self.control.id if self.control is not None else f"q-{self.name}"
 
 
 def choice_list(fdef: FieldDef, lang: str) -> list[tuple[str, str]]:
-    """(code, label) pairs in the participant's language; yesno/truefalse get REDCap's fixed codes."""
-    choices = [(str(_code(c)), str(_label(c))) for c in (fdef.choices or [])]
-    if not choices and fdef.type == "yesno":
-        choices = [("1", "Yes"), ("0", "No")]
-    if not choices and fdef.type == "truefalse":
-        choices = [("1", "True"), ("0", "False")]
+    """(code, label) pairs in the participant's language; yes/no labels fall back to our catalogue."""
     out = []
-    for code, label in choices:
-        translated = tr.choice_label(fdef, code, lang)
-        if translated == label and fdef.type in ("yesno", "truefalse") and lang != "en":
-            with force_locale(lang):
-                translated = _(label)
-        out.append((code, plain(translated)))
+    for choice in fdef.choices:
+        label = tr.choice_label(fdef, choice.code, lang)
+        if label == choice.label and fdef.type in ("yesno", "truefalse"):
+            label = _(label)  # "Yes"/"No"/"True"/"False" are in the gettext catalogue
+        out.append((choice.code, plain(label)))
     return out
 
 
-def _code(choice: Any) -> Any:
-    return choice.code if hasattr(choice, "code") else choice[0]
-
-
-def _label(choice: Any) -> Any:
-    return choice.label if hasattr(choice, "label") else choice[1]
-
-
-def _text_attrs(fdef: FieldDef) -> dict[str, Any]:
-    input_type, inputmode, step = _TEXT_INPUTS.get(fdef.validation or "", ("text", None, None))
+def _input_attrs(fdef: FieldDef, today: date) -> dict[str, Any]:
+    input_type, inputmode, step = _INPUTS.get(fdef.input_kind, ("text", None, None))
     attrs: dict[str, Any] = {"type": input_type}
     if inputmode:
         attrs["inputmode"] = inputmode
     if step:
         attrs["step"] = step
     if input_type in ("number", "date"):
-        for key in ("min", "max"):
-            value = getattr(fdef, key, None)
-            if value not in (None, ""):
-                attrs[key] = value
-    if input_type == "text":
+        low, high = fdef.bounds
+        if low:
+            attrs["min"] = resolve_bound(fdef.validation or "", low, today)
+        if high:
+            attrs["max"] = resolve_bound(fdef.validation or "", high, today)
+    if input_type == "date":
+        attrs["placeholder"] = "YYYY-MM-DD"
+    if fdef.input_kind == "email":
+        attrs["autocomplete"] = "email"
+    elif fdef.input_kind == "phone":
+        attrs["autocomplete"] = "tel"
+    else:
         attrs["autocomplete"] = "off"
     return attrs
 
 
 def _wtf_fields(fdef: FieldDef, lang: str) -> list[tuple[str, Field]]:
-    """The unbound WTForms fields of one REDCap field (several for a checkbox)."""
+    """The unbound WTForms fields of one REDCap field (one per option for a checkbox)."""
     label = plain(tr.field_label(fdef, lang))
-    kind = fdef.type
+    kind = fdef.input_kind
+    if kind == "descriptive" or fdef.survey_hidden:
+        return []
     if kind == "checkbox":
-        return [(f"{fdef.name}___{code}", BooleanField(text)) for code, text in choice_list(fdef, lang)]
-    if kind in ("radio", "yesno", "truefalse"):
-        return [(fdef.name, RadioField(label, choices=choice_list(fdef, lang), validate_choice=False))]
-    if kind == "dropdown":
-        choices = [("", _("Choose…")), *choice_list(fdef, lang)]
+        return [(fdef.column(code), BooleanField(text)) for code, text in choice_list(fdef, lang)]
+    options = [SelectChoice(code, text) for code, text in choice_list(fdef, lang)]
+    if kind == "radio":
+        return [(fdef.name, RadioField(label, choices=options, validate_choice=False))]
+    if kind == "select":
+        choices = [SelectChoice("", _("Choose…")), *options]
         return [(fdef.name, SelectField(label, choices=choices, validate_choice=False))]
-    if kind == "notes":
+    if kind == "textarea":
         return [(fdef.name, TextAreaField(label))]
     if kind == "slider":
         return [(fdef.name, StringField(label, widget=RangeInput()))]
-    if kind == "descriptive":
-        return []
     return [(fdef.name, StringField(label))]
 
 
 class QuestionnaireForm(BaseForm):
-    """A run-time WTForms form over REDCap field names (BaseForm: a field may be called `data`)."""
+    """A run-time WTForms form over REDCap column names (BaseForm, so a field may be called `data`)."""
 
-    def __init__(self, instrument: InstrumentDef, lang: str, formdata: Mapping[str, Any] | None = None):
+    def __init__(
+        self,
+        instrument: InstrumentDef,
+        lang: str,
+        formdata: Mapping[str, Any] | None = None,
+        today: date | None = None,
+    ):
         self.instrument = instrument
         self.lang = lang
+        self.today = today or date.today()
         fields: list[tuple[str, Field]] = []
         for fdef in instrument.fields:
             fields.extend(_wtf_fields(fdef, lang))
         super().__init__(fields, prefix="")
-        data = formdata if formdata is None or isinstance(formdata, MultiDict) else MultiDict(formdata)
+        data = None if formdata is None else _multidict(formdata)
         self.process(data)
-        self.unanswered = set(data.getlist(UNANSWERED)) if data is not None else set()
         self.submitted = data is not None
+        self.unanswered = set(data.getlist(UNANSWERED)) if data is not None else set()
 
     def questions(self, errors: Mapping[str, str] | None = None) -> list[Question]:
-        """The view model of every field, in REDCap order, with errors placed next to their field."""
+        """The view model of every shown field, in REDCap's order, errors placed next to their field."""
         errors = errors or {}
-        out: list[Question] = []
-        for fdef in self.instrument.fields:
-            out.append(self._question(fdef, errors))
-        return out
+        return [self._question(f, errors) for f in self.instrument.fields if not f.survey_hidden]
 
     def _question(self, fdef: FieldDef, errors: Mapping[str, str]) -> Question:
         lang = self.lang
         q = Question(
             name=fdef.name,
-            kind="input",
+            kind=fdef.input_kind,
             label=plain(tr.field_label(fdef, lang)),
             note=plain(tr.field_note(fdef, lang)),
             section=plain(tr.section_header(fdef, lang)),
-            required=bool(fdef.required) and fdef.type != "descriptive",
+            required=fdef.required and not fdef.is_descriptive,
+            readonly=fdef.survey_readonly,
             error=errors.get(fdef.name, ""),
         )
-        logic = getattr(fdef, "logic", None)
-        if logic is not None:
+        if fdef.logic is not None:
             q.has_logic = True
-            q.only_if = describe(logic, self.instrument, lang)
-        kind = fdef.type
-        if kind == "descriptive":
-            q.kind = "descriptive"
-        elif kind == "checkbox":
-            q.kind = "checkbox"
+            q.only_if = describe(fdef.logic, self.instrument, lang)
+        if q.kind == "descriptive":
+            return q
+        if q.kind == "checkbox":
             q.options = [
-                Option(code, text, f"{fdef.name}___{code}", self[f"{fdef.name}___{code}"])
-                for code, text in choice_list(fdef, lang)
+                Option(code, text, self[fdef.column(code)]) for code, text in choice_list(fdef, lang)
             ]
-        elif kind in ("radio", "yesno", "truefalse"):
-            q.kind = "radio"
+        elif q.kind == "radio":
             q.control = self[fdef.name]
-            q.options = [Option(sub.data, sub.label.text, fdef.name, sub) for sub in q.control]
-        elif kind == "dropdown":
-            q.kind, q.control = "select", self[fdef.name]
-        elif kind == "notes":
-            q.kind, q.control = "textarea", self[fdef.name]
-        elif kind == "slider":
-            q.kind, q.control = "slider", self[fdef.name]
-            q.attrs = {"min": 0, "max": 100, "step": 1}
-            labels = tr.slider_labels(fdef, lang) if hasattr(tr, "slider_labels") else fdef.slider_labels
-            q.slider_labels = [plain(x) for x in (labels or [])]
-            value = (q.control.data or "").strip()
-            q.unanswered = not value or (self.submitted and fdef.name in self.unanswered)
-            if q.unanswered:
-                q.attrs["value"] = 50
+            q.options = [Option(sub.data, sub.label.text, sub) for sub in q.control]
+        elif q.kind in ("select", "textarea"):
+            q.control = self[fdef.name]
+        elif q.kind == "slider":
+            self._slider(q, fdef)
         else:
             q.control = self[fdef.name]
-            q.attrs = _text_attrs(fdef)
+            q.attrs = _input_attrs(fdef, self.today)
+            q.kind = "input"
+        if q.readonly:
+            q.attrs["disabled"] = True
         if q.error:
             q.attrs["aria-invalid"] = "true"
-            q.attrs["aria-describedby"] = f"err-{fdef.name}"
+        if q.described_by and q.kind not in ("radio", "checkbox"):
+            q.attrs["aria-describedby"] = q.described_by
         return q
 
-    def answers_input(self, formdata: Mapping[str, Any]) -> MultiDict:
-        """The posted data minus sliders the participant marked unanswered, for `clean_answers`."""
-        data = MultiDict(formdata) if not isinstance(formdata, MultiDict) else formdata.copy()
+    def _slider(self, q: Question, fdef: FieldDef) -> None:
+        q.control = self[fdef.name]
+        low, high = fdef.bounds
+        q.attrs = {"min": low, "max": high, "step": 1}
+        labels = tr.slider_labels(fdef, self.lang)
+        q.slider_labels = [plain(x) for x in labels] if labels else [low, "", high]
+        value = (q.control.data or "").strip()
+        q.unanswered = not value or fdef.name in self.unanswered
+        if q.unanswered:
+            # A range input always has a value; it only counts once the participant gives one.
+            q.attrs["value"] = (int(low) + int(high)) // 2
+
+    @staticmethod
+    def answers_input(formdata: Mapping[str, Any]) -> MultiDict:
+        """The posted data without sliders left at "no answer", ready for `clean_answers`."""
+        data = _multidict(formdata).copy()
         for name in data.getlist(UNANSWERED):
             data.poplist(name)
         data.poplist(UNANSWERED)
-        data.poplist("csrf_token")
         return data
 
 
+def _multidict(data: Mapping[str, Any]) -> MultiDict:
+    return data if isinstance(data, MultiDict) else MultiDict(data)
+
+
 def logic_map(instrument: InstrumentDef) -> dict[str, Any]:
-    """{field name: branching AST as JSON} for the browser script (fields without logic left out)."""
-    from app.questionnaire.branching import to_json
-
-    return {f.name: to_json(f.logic) for f in instrument.fields if getattr(f, "logic", None) is not None}
-
-
-def required_mark() -> Markup:
-    """The visual required marker; the text for screen readers is in the label."""
-    return Markup('<span class="req" aria-hidden="true">*</span>')
+    """{field name: branching AST} for the browser script; fields without logic are left out."""
+    return {f.name: to_json(f.logic) for f in instrument.fields if f.logic is not None}
