@@ -377,6 +377,25 @@ def _field(row: dict[str, str]) -> FieldDef:
     )
 
 
+def field_from_row(row: Mapping[str, Any]) -> FieldDef:
+    """One field from one metadata row, for labelling stored rows; a row the parser would refuse still
+    gives its name, type and texts (never raises for a mapping)."""
+    name = str(row.get("field_name") or "")
+    try:
+        clean = {key: _text(row, key, name) for key in METADATA_KEYS}
+        return _field(clean)
+    except MetadataError:
+        texts = {key: row.get(key) if isinstance(row.get(key), str) else "" for key in METADATA_KEYS}
+        return FieldDef(
+            name=name,
+            form=texts["form_name"],
+            type=texts["field_type"],
+            label=texts["field_label"],
+            note=texts["field_note"],
+            section_header=texts["section_header"],
+        )
+
+
 def _check_references(fields: tuple[FieldDef, ...], other_fields: set[str]) -> None:
     by_name = {f.name: f for f in fields}
     for f in fields:

@@ -15,16 +15,18 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from flask import current_app, has_app_context
 
-from app.questionnaire.definition import FieldDef
+from app.questionnaire.definition import FieldDef, field_from_row
 
 log = logging.getLogger(__name__)
 DEFAULT_FILE = Path(__file__).resolve().parents[2] / "study" / "translations_zh.json"
 _RECHECK_SECONDS = 2.0
+FieldLike = FieldDef | Mapping[str, Any]  # a parsed field, or a stored metadata row
 _lock = threading.Lock()
 # path -> (checked_at_monotonic, mtime_ns, data)
 _loaded: dict[str, tuple[float, int | None, dict[str, Any]]] = {}
@@ -83,33 +85,44 @@ def _entry(name: str, path: str | None) -> dict[str, Any]:
     return entry if isinstance(entry, dict) else {}
 
 
+def _as_field(field: FieldLike) -> FieldDef:
+    """Accept a stored metadata row too (the console labels stored versions' rows)."""
+    if isinstance(field, FieldDef):
+        return field
+    return field_from_row(field)
+
+
 def _pick(translated: Any, fallback: str) -> str:
     return translated.strip() if isinstance(translated, str) and translated.strip() else fallback
 
 
-def field_label(field: FieldDef, lang: str | None, path: str | None = None) -> str:
+def field_label(field: FieldLike, lang: str | None, path: str | None = None) -> str:
     """The field's label in `lang`, falling back to REDCap's."""
+    field = _as_field(field)
     if not is_translated(lang):
         return field.label
     return _pick(_entry(field.name, path).get("label"), field.label)
 
 
-def field_note(field: FieldDef, lang: str | None, path: str | None = None) -> str:
+def field_note(field: FieldLike, lang: str | None, path: str | None = None) -> str:
     """The field note in `lang`, falling back to REDCap's."""
+    field = _as_field(field)
     if not is_translated(lang):
         return field.note
     return _pick(_entry(field.name, path).get("note"), field.note) if field.note else ""
 
 
-def section_header(field: FieldDef, lang: str | None, path: str | None = None) -> str:
+def section_header(field: FieldLike, lang: str | None, path: str | None = None) -> str:
     """The section header shown before the field in `lang` ('' when REDCap has none)."""
+    field = _as_field(field)
     if not is_translated(lang) or not field.section_header:
         return field.section_header
     return _pick(_entry(field.name, path).get("section_header"), field.section_header)
 
 
-def choice_label(field: FieldDef, code: str, lang: str | None, path: str | None = None) -> str:
+def choice_label(field: FieldLike, code: str, lang: str | None, path: str | None = None) -> str:
     """A choice's label in `lang`, falling back to REDCap's (the code itself for an unknown code)."""
+    field = _as_field(field)
     english = field.choice_label(code)
     fallback = english if english is not None else code
     if not is_translated(lang):
@@ -118,8 +131,9 @@ def choice_label(field: FieldDef, code: str, lang: str | None, path: str | None 
     return _pick(choices.get(code) if isinstance(choices, dict) else None, fallback)
 
 
-def slider_labels(field: FieldDef, lang: str | None, path: str | None = None) -> tuple[str, str, str] | None:
+def slider_labels(field: FieldLike, lang: str | None, path: str | None = None) -> tuple[str, str, str] | None:
     """The slider's (left, middle, right) labels in `lang`, each falling back to REDCap's."""
+    field = _as_field(field)
     if field.slider_labels is None:
         return None
     if not is_translated(lang):

@@ -6,7 +6,7 @@ import json
 import logging
 
 from app.questionnaire import translations as tr
-from tests.questionnaire.helpers import trial, wellbeing
+from tests.questionnaire.helpers import trial, trial_rows, wellbeing
 
 TRIAL = trial()
 
@@ -66,3 +66,13 @@ def test_missing_or_broken_file_logs_a_warning_and_falls_back(tmp_path, caplog):
     assert tr.field_label(cough, "zh", path=str(odd)) == cough.label
     assert tr.choice_label(TRIAL.field("fu_fever"), "1", "zh", path=str(odd)) == "Yes"
     assert tr.field_label(TRIAL.field("fu_fever"), "zh", path=str(odd)) == TRIAL.field("fu_fever").label
+
+
+def test_stored_metadata_rows_are_accepted_too(app):
+    rows = {r["field_name"]: r for r in trial_rows()}
+    assert tr.field_label(rows["fu_cough"], "zh") == "您如何评价过去一周的咳嗽情况？"
+    assert tr.choice_label(rows["fu_fever"], "0", "zh") == "否"
+    assert tr.choice_label(rows["fu_fever"], "0", "en") == "No"
+    odd = {"field_name": "fu_cough", "field_type": "calc", "field_label": "Cough score"}
+    assert tr.field_label(odd, "en") == "Cough score"
+    assert tr.field_label(odd, "zh") == "您如何评价过去一周的咳嗽情况？"
