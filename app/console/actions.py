@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from app import audit, links
 from app.console import adapters
 from app.extensions import db
-from app.models import AuditEntry, InboundMessage, Participant, Submission, Visit
+from app.models import AuditEntry, InboundMessage, Participant, RedcapStatusPush, Submission, Visit
 from app.schedule import SendWindow
 from app.visits import cancel_visit, complete_visit, reopen_visit
 
@@ -206,6 +206,26 @@ def retry_push(submission: Submission, now: datetime, actor: str, reason: str) -
     if submission.sync_status != "failed":
         raise ActionRefused(f"Only a failed push can be retried; this one is {submission.sync_status}.")
     adapters.retry_submission(submission, now, actor, reason)
+
+
+def retry_status_push(row: RedcapStatusPush, now: datetime, actor: str, reason: str) -> None:
+    """Queue a visit status that REDCap refused once more (after the project was fixed)."""
+    if row.sync_status != "failed":
+        raise ActionRefused(f"Only a failed status push can be retried; this one is {row.sync_status}.")
+    previous_error = (row.last_error or "")[:300]
+    row.sync_status = "pending"
+    row.sync_attempts = 0
+    row.next_attempt_at = now
+    row.last_error = None
+    _audit(
+        now,
+        actor,
+        "redcap.status_push_retried",
+        visit=row.visit,
+        reason=reason,
+        status=row.status,
+        previous_error=previous_error,
+    )
 
 
 # --- participants -----------------------------------------------------------------------------

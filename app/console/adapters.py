@@ -12,11 +12,12 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from flask import current_app
+from sqlalchemy import update
 
 from app import audit
 from app.extensions import db
-from app.models import InstrumentVersion, OutboundMessage, Participant, Submission, Visit
+from app.models import OutboundMessage, Participant, Submission, Visit
 
 log = logging.getLogger(__name__)
 
@@ -99,77 +100,52 @@ def retry_submission(submission: Submission, now: datetime, actor: str, reason: 
 # --- questionnaire core -----------------------------------------------------------------------
 
 
-def _metadata_fields(submission: Submission) -> list[dict[str, Any]]:
-    version = submission.instrument_version
-    if version is None:
-        version = db.session.scalar(select(InstrumentVersion).where(InstrumentVersion.is_current.is_(True)))
-    return list(version.fields) if version is not None else []
-
-
-def _parse_choices(text: str | None) -> dict[str, str]:
-    """REDCap's "1, Yes | 0, No" choice text as {code: label}."""
-    choices: dict[str, str] = {}
-    for part in (text or "").split("|"):
-        code, sep, label = part.partition(",")
-        if sep:
-            choices[code.strip()] = label.strip()
-    return choices
+def _definition(submission: Submission) -> Any | None:
+    """The questionnaire definition the submission answered (else the current one), if known."""
+    store = _optional("app.questionnaire.store", "definition_for_version")
+    current = _optional("app.questionnaire.store", "current_definition")
+    if store is None or current is None:
+        return None
+    if submission.instrument_version_id is not None:
+        found = store(submission.instrument_version_id)
+        if found is not None:
+            return found
+    return current(current_app.config["REDCAP_QUESTIONNAIRE_INSTRUMENT"])
 
 
 def answer_rows(submission: Submission, language: str) -> list[dict[str, str]]:
     """The submission's answers as (question, answer) rows, labelled from the REDCap metadata.
 
-    Uses the questionnaire core's translations when installed; otherwise REDCap's own labels.
-    Fields not in the metadata are shown by their raw name, so nothing is ever hidden.
+    Labels and choice texts come from the questionnaire core in the reader's language; a choice
+    also shows its raw REDCap code. Columns not in the metadata are shown by their raw name, so
+    nothing stored is ever hidden from coordinators.
     """
-    field_label = _optional("app.questionnaire.translations", "field_label")
-    choice_label = _optional("app.questionnaire.translations", "choice_label")
-    fields = {f.get("field_name"): f for f in _metadata_fields(submission) if f.get("field_name")}
+    from app.questionnaire.translations import choice_label, field_label
+
     answers = dict(submission.answers or {})
     rows: list[dict[str, str]] = []
     done: set[str] = set()
-    for name, meta in fields.items():
-        kind = meta.get("field_type")
-        choices = _parse_choices(meta.get("select_choices_or_calculations"))
-        if kind == "yesno":
-            choices = {"1": "Yes", "0": "No"}
-        elif kind == "truefalse":
-            choices = {"1": "True", "0": "False"}
-        label = _label(field_label, meta, name, language)
-        if kind == "checkbox":
-            ticked = []
-            for code, text in choices.items():
-                key = f"{name}___{code}"
-                done.add(key)
-                if str(answers.get(key, "")) == "1":
-                    ticked.append(_choice(choice_label, meta, name, code, text, language))
-            if any(f"{name}___{code}" in answers for code in choices):
-                rows.append({"field": name, "label": label, "value": ", ".join(ticked) or "—"})
+    definition = _definition(submission)
+    for fdef in definition.fields if definition is not None else ():
+        columns = [c for c in fdef.columns if c in answers]
+        if not columns:
             continue
-        if name not in answers:
-            continue
-        done.add(name)
-        raw = "" if answers[name] is None else str(answers[name])
-        value = _choice(choice_label, meta, name, raw, choices[raw], language) if raw in choices else raw
-        rows.append({"field": name, "label": label, "value": value})
+        done.update(columns)
+        label = field_label(fdef, language)
+        if fdef.is_checkbox:
+            ticked = [
+                choice_label(fdef, code, language)
+                for code in fdef.choice_codes
+                if str(answers.get(fdef.column(code), "")) == "1"
+            ]
+            value = ", ".join(ticked) or "—"
+        else:
+            raw = "" if answers[fdef.name] is None else str(answers[fdef.name])
+            if fdef.has_choices and raw != "":
+                value = f"{choice_label(fdef, raw, language)} ({raw})"
+            else:
+                value = raw or "—"
+        rows.append({"field": fdef.name, "label": label, "value": value})
     for name in sorted(set(answers) - done):
         rows.append({"field": name, "label": name, "value": str(answers[name])})
     return rows
-
-
-def _label(field_label: Any, meta: dict[str, Any], name: str, language: str) -> str:
-    if field_label is not None:
-        try:
-            return str(field_label(meta, language))
-        except Exception:  # an interface mismatch must not hide the answers
-            log.debug("field_label failed for %s", name)
-    return str(meta.get("field_label") or name)
-
-
-def _choice(choice_label: Any, meta: dict[str, Any], name: str, code: str, text: str, language: str) -> str:
-    if choice_label is not None:
-        try:
-            return str(choice_label(meta, code, language))
-        except Exception:
-            log.debug("choice_label failed for %s", name)
-    return f"{text} ({code})"

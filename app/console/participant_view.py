@@ -15,7 +15,16 @@ from sqlalchemy import select
 from app.console import adapters
 from app.console.actions import start_message_after_opt_out
 from app.extensions import db
-from app.models import AuditEntry, InboundMessage, OutboundMessage, Participant, Submission, User, Visit
+from app.models import (
+    AuditEntry,
+    InboundMessage,
+    OutboundMessage,
+    Participant,
+    RedcapStatusPush,
+    Submission,
+    User,
+    Visit,
+)
 
 AUDIT_LIMIT = 300
 SENT_STATES = ("queued", "sent", "delivered", "undelivered", "failed")
@@ -29,6 +38,7 @@ class VisitCard:
     submission: Submission | None
     answers: list[dict[str, str]]
     messages: list[OutboundMessage]
+    status_push: RedcapStatusPush | None = None
 
     @property
     def texts_sent(self) -> int:
@@ -81,6 +91,12 @@ def build_page(participant: Participant, language: str) -> ParticipantPage:
         s.visit_id: s
         for s in db.session.scalars(select(Submission).where(Submission.visit_id.in_(visit_ids))).all()
     }
+    status_pushes = {
+        r.visit_id: r
+        for r in db.session.scalars(
+            select(RedcapStatusPush).where(RedcapStatusPush.visit_id.in_(visit_ids))
+        ).all()
+    }
     messages = db.session.scalars(
         select(OutboundMessage)
         .where(OutboundMessage.participant_id == participant.id)
@@ -106,6 +122,7 @@ def build_page(participant: Participant, language: str) -> ParticipantPage:
                 submission=submission,
                 answers=adapters.answer_rows(submission, language) if submission else [],
                 messages=[m for m in messages if m.visit_id == visit.id],
+                status_push=status_pushes.get(visit.id),
             )
         )
     keys = {v.id: v.visit_key for v in visits}

@@ -40,7 +40,7 @@ from app.console.participant_view import build_page, mask_phone
 from app.console.permissions import require_role
 from app.console.worklist import build_worklist
 from app.extensions import db
-from app.models import Participant, Submission, User, Visit, utcnow
+from app.models import Participant, RedcapStatusPush, Submission, User, Visit, utcnow
 from app.study_plan import send_window, study_zone, visit_plan
 
 PAGE_SIZE = 100
@@ -286,6 +286,20 @@ def retry(submission_id: int):
     )
 
 
+@bp.post("/status-pushes/<int:push_id>/retry")
+@require_role("coordinator")
+def retry_status(push_id: int):
+    form = ReasonForm()
+    row = _locked(RedcapStatusPush, push_id)
+    back = _participant_url(row.visit.participant_id, f"visit-{row.visit_id}")
+    return _run_action(
+        form,
+        lambda: actions.retry_status_push(row, utcnow(), _actor(), form.reason.data),
+        back,
+        _("Status push queued again."),
+    )
+
+
 # --- actions on participants ------------------------------------------------------------------
 
 
@@ -301,7 +315,10 @@ def withdraw(participant_id: int):
     return _participant_action(
         participant_id,
         lambda p, reason: actions.end_participation(p, "withdrawn", utcnow(), _actor(), reason),
-        _("Participant withdrawn; visits and texts cancelled."),
+        _(
+            "Participant withdrawn; visits and texts cancelled. Record the withdrawal in REDCap's "
+            "enrollment form too: REDCap stays the system of record."
+        ),
     )
 
 
@@ -311,7 +328,10 @@ def death(participant_id: int):
     return _participant_action(
         participant_id,
         lambda p, reason: actions.end_participation(p, "deceased", utcnow(), _actor(), reason),
-        _("Death recorded; visits and texts cancelled."),
+        _(
+            "Death recorded; visits and texts cancelled. Record it in REDCap's enrollment form too: "
+            "REDCap stays the system of record."
+        ),
     )
 
 

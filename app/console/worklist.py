@@ -16,7 +16,7 @@ from flask_babel import gettext as _
 from sqlalchemy import and_, exists, func, select
 
 from app.extensions import db
-from app.models import OutboundMessage, Participant, Submission, Visit
+from app.models import OutboundMessage, Participant, RedcapStatusPush, Submission, Visit
 
 SOURCE_LIMIT = 200
 CLOSING_SOON = timedelta(hours=48)
@@ -220,6 +220,38 @@ def push_failed(now: datetime, limit: int) -> list[WorkItem]:
             action="retry",
         )
         for s, v, p in rows
+    ]
+
+
+@register_source(41, "status_push_failed")
+def status_push_failed(now: datetime, limit: int) -> list[WorkItem]:
+    """Visit statuses (completed in clinic, missed, withdrawn…) REDCap refused to store."""
+    rows = db.session.execute(
+        select(RedcapStatusPush, Visit, Participant)
+        .join(Visit, RedcapStatusPush.visit_id == Visit.id)
+        .join(Participant, Visit.participant_id == Participant.id)
+        .where(RedcapStatusPush.sync_status == "failed")
+        .order_by(RedcapStatusPush.queued_at)
+        .limit(limit)
+    ).all()
+    return [
+        WorkItem(
+            rank=41,
+            kind="status_push_failed",
+            participant_id=p.id,
+            record_id=p.record_id,
+            visit_id=v.id,
+            visit_key=v.visit_key,
+            why=_(
+                "REDCap refused the visit status %(status)s: %(error)s",
+                status=row.status,
+                error=(row.last_error or "—")[:300],
+            ),
+            sort_key=row.queued_at,
+            action="retry_status",
+            extra={"push_id": row.id},
+        )
+        for row, v, p in rows
     ]
 
 

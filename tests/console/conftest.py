@@ -10,7 +10,7 @@ from flask import g
 from flask.testing import FlaskClient
 
 from app.extensions import db
-from app.models import InboundMessage, OutboundMessage, Submission, Visit
+from app.models import InboundMessage, OutboundMessage, RedcapStatusPush, Submission, Visit
 from tests.factories import make_participant, make_user
 
 PASSWORD = "correct horse battery"
@@ -120,6 +120,7 @@ class Study:
     bounced_participant: int
     no_phone_participant: int
     opted_out_participant: int
+    failed_status_push: int
 
 
 @pytest.fixture
@@ -134,6 +135,14 @@ def study(app) -> Study:
     p3 = make_participant("MS-003", commit=False)
     v3 = add_visit(p3, status="missed", opens=NOW - timedelta(days=12), closes=NOW - timedelta(days=1))
     add_visit(p3, key="month_6", status="scheduled", opens=NOW + timedelta(days=150), closes=NOW + timedelta(days=170))
+    push = RedcapStatusPush(
+        visit_id=v3.id,
+        status="missed",
+        sync_status="failed",
+        last_error='ERROR: "fu_visit_status" is not a field in this project',
+        queued_at=NOW - timedelta(hours=20),
+    )
+    db.session.add(push)
     p4 = make_participant("PF-004", commit=False)
     v4 = add_visit(p4, status="completed", completed_at=NOW - timedelta(days=1), completed_via="questionnaire")
     s4 = add_submission(
@@ -172,4 +181,5 @@ def study(app) -> Study:
         bounced_participant=p5.id,
         no_phone_participant=p6.id,
         opted_out_participant=p7.id,
+        failed_status_push=push.id,
     )

@@ -35,6 +35,7 @@ def ids(study, users):
         "submission_id": study.red_flag_submission,
         "participant_id": study.red_flag_participant,
         "user_id": users["viewer"].id,
+        "push_id": study.failed_status_push,
     }
 
 
@@ -103,6 +104,7 @@ def test_tampered_ids_are_404(app, as_role, study):
         "/console/submissions/999999/retry",
         "/console/participants/999999/withdraw",
         "/console/users/999999/role",
+        "/console/status-pushes/999999/retry",
     ):
         method = "GET" if url.count("/") == 3 else "POST"
         assert client.open(url, method=method, data={"reason": "x", "note": "x"}).status_code == 404, url
