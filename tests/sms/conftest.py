@@ -1,0 +1,144 @@
+"""SMS fixtures: an app wired to a local Twilio-compatible server on a free port, and open visits to text."""
+
+from __future__ import annotations
+
+import itertools
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from flask import Flask
+
+from app.extensions import db
+from app.models import Participant, Visit
+from app.schedule import SendWindow, parse_visit_plan
+from app.visits import schedule_participant, sweep_visits
+from devservers.runner import ServerHandle, serve_in_thread
+from devservers.twilio_api import TwilioState, create_twilio_app
+
+ACCOUNT_SID = "AC0123456789abcdef0123456789abcdef"  # fictitious
+AUTH_TOKEN = "fedcba9876543210fedcba9876543210"  # fictitious
+FROM_NUMBER = "+15550100"  # fictitious +1 555 01xx
+# 12:00 in Shanghai: inside the default 09:00-20:00 send window.
+NOW = datetime(2026, 11, 20, 4, 0, tzinfo=UTC)
+_numbers = itertools.count(100)
+
+
+def fake_phone() -> str:
+    """A fresh fictitious +86 138 0013 8xxx number."""
+    return f"+861380013{8000 + next(_numbers) % 1000}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class TwilioEnv:
+    """The app (context pushed, served on `web`) and the Twilio-compatible server it sends to."""
+
+    app: Flask
+    state: TwilioState
+    api: ServerHandle
+    web: ServerHandle
+
+    @property
+    def inbound_url(self) -> str:
+        return f"{self.web.url}/sms/twilio/inbound"
+
+    @property
+    def status_url(self) -> str:
+        return f"{self.web.url}/sms/twilio/status"
+
+
+def twilio_settings(api_url: str, public_url: str, **extra: str) -> dict[str, str]:
+    settings = {
+        "SMS_BACKEND": "twilio",
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "TWILIO_FROM_NUMBER": FROM_NUMBER,
+        "TWILIO_API_URL": api_url,
+        "TWILIO_TIMEOUT": "1",
+        "PUBLIC_BASE_URL": public_url,
+        "SMS_RATE_PER_SECOND": "200",
+        "SMS_MAX_IN_FLIGHT": "4",
+    }
+    settings.update(extra)
+    return settings
+
+
+@pytest.fixture
+def twilio_state() -> Iterator[TwilioState]:
+    state = TwilioState({ACCOUNT_SID: AUTH_TOKEN}, hang_seconds=1.5, callback_timeout=3.0)
+    yield state
+    state.close()
+
+
+@pytest.fixture
+def twilio_env_factory(app_factory, twilio_state: TwilioState) -> Iterator:
+    """Build a TwilioEnv with extra settings (the app's context is pushed by the caller's `with`)."""
+    handles: list[ServerHandle] = []
+    api = serve_in_thread(create_twilio_app(state=twilio_state))
+    handles.append(api)
+
+    def make(**extra: str) -> TwilioEnv:
+        port = free_port()
+        app = app_factory(**twilio_settings(api.url, f"http://127.0.0.1:{port}", **extra))
+        web = serve_in_thread(app, port=port)
+        handles.append(web)
+        return TwilioEnv(app=app, state=twilio_state, api=api, web=web)
+
+    yield make
+    twilio_state.close()
+    for handle in reversed(handles):
+        handle.stop()
+
+
+@pytest.fixture
+def twilio_server(twilio_env_factory) -> Iterator[TwilioEnv]:
+    """An app with SMS_BACKEND=twilio pointed at a local Twilio server; app context pushed."""
+    env = twilio_env_factory()
+    with env.app.app_context():
+        yield env
+        db.session.remove()
+
+
+def open_visit(
+    now: datetime = NOW,
+    *,
+    language: str = "en",
+    timezone: str = "Asia/Shanghai",
+    days_since_discharge: int = 26,
+    phone: str | None = None,
+    record_id: str | None = None,
+) -> tuple[Participant, Visit]:
+    """A consenting participant whose week-4 visit is open at `now` (committed)."""
+    from flask import current_app
+
+    zone = ZoneInfo(timezone)
+    participant = Participant(
+        record_id=record_id or f"S{next(_numbers):05d}",
+        phone_e164=phone or fake_phone(),
+        phone_status="ok",
+        language=language,
+        timezone=timezone,
+        sms_consent=True,
+        status="active",
+        anchor_date=now.astimezone(zone).date() - timedelta(days=days_since_discharge),
+        roster_synced_at=now,
+    )
+    db.session.add(participant)
+    db.session.flush()
+    plan = parse_visit_plan(current_app.config["VISIT_PLAN"])
+    window = SendWindow.parse(current_app.config["SMS_SEND_WINDOW"])
+    schedule_participant(participant, plan, window, now)
+    db.session.commit()
+    sweep_visits(now)
+    db.session.commit()
+    visit = next(v for v in participant.visits if v.visit_key == "week_4")
+    return participant, visit
