@@ -26,6 +26,9 @@ from app.extensions import db
 from app.models import ConflictDecision, Participant, Submission, Visit
 from app.redcap_exports import export_records, questionnaire_fields
 
+ALREADY_PUSHED = (
+    "pushed to REDCap once already; never pushed again over REDCap's current data (see reconcile)"
+)
 CONFLICT_MESSAGE = (
     "REDCap already holds questionnaire data for this visit that did not come from this service"
 )
@@ -125,7 +128,9 @@ def _target(submission: Submission) -> tuple[str, str]:
     return visit.participant.record_id, visit.event_name
 
 
-def export_sides(targets: Sequence[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+def export_sides(
+    targets: Sequence[tuple[str, str]], client: Any = None
+) -> dict[tuple[str, str], dict[str, Any]]:
     """REDCap's side for each (record, event), from ONE export of the questionnaire fields."""
     if not targets:
         return {}
@@ -133,7 +138,7 @@ def export_sides(targets: Sequence[tuple[str, str]]) -> dict[tuple[str, str], di
     records = sorted({record for record, _ in targets})
     events = sorted({event for _, event in targets})
     fields = [id_field, *questionnaire_fields(), _complete_column()]
-    rows = export_records(records, fields=fields, events=events)
+    rows = export_records(records, fields=fields, events=events, client=client)
     by_key = {(str(r.get(id_field)), str(r.get("redcap_event_name") or "")): r for r in rows}
     return {key: redcap_values(by_key.get(key)) for key in targets}
 
@@ -155,7 +160,9 @@ def mark_conflict(submission: Submission, side: dict[str, Any], now: datetime, a
         )
 
 
-def check_batch(submissions: Sequence[Submission], now: datetime, actor: str = "system:push") -> BatchCheck:
+def check_batch(
+    submissions: Sequence[Submission], now: datetime, actor: str = "system:push", client: Any = None
+) -> BatchCheck:
     """Decide which submissions of a push batch may be imported; ONE export for the whole batch.
 
     Raises the REDCap client's RedcapUnavailable (the batch stays queued) like any push call.
@@ -172,7 +179,7 @@ def check_batch(submissions: Sequence[Submission], now: datetime, actor: str = "
             candidates.append(submission)
     if not candidates:
         return result
-    sides = export_sides([_target(s) for s in candidates])
+    sides = export_sides([_target(s) for s in candidates], client=client)
     result.calls = 1
     for submission in candidates:
         side = sides[_target(submission)]
@@ -280,3 +287,29 @@ def discard(
         actor, "submission.conflict_discard", visit=submission.visit, reason=note, submission_id=submission.id
     )
     db.session.commit()
+
+
+def pre_push_check(items: Sequence[Any], client: Any, now: datetime) -> set[int]:
+    """The push's pre-import hook: returns the submission ids held back (conflicts, already pushed)."""
+    ids = [item.id for item in items]
+    if not ids:
+        return set()
+    submissions = list(db.session.scalars(select(Submission).where(Submission.id.in_(ids))).all())
+    result = check_batch(submissions, now, client=client)
+    held = {s.id for s in result.conflicts}
+    for submission in result.skipped:
+        if submission.sync_status == "pending":  # re-queued although pushed once: put it back, untouched
+            submission.sync_status = "pushed"
+            submission.last_error = ALREADY_PUSHED
+        held.add(submission.id)
+    db.session.flush()
+    return held
+
+
+def _register() -> None:
+    from app.redcap_push import register_pre_push_check
+
+    register_pre_push_check(pre_push_check)
+
+
+_register()

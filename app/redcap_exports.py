@@ -50,10 +50,10 @@ def followup_events() -> list[str]:
 
 
 def export_records(
-    records: Sequence[str], *, fields: Sequence[str], events: Sequence[str] = ()
+    records: Sequence[str], *, fields: Sequence[str], events: Sequence[str] = (), client: Any = None
 ) -> list[dict[str, Any]]:
     """One flat, raw export of the named `fields` of `records` in `events`: exactly one API call."""
-    client = get_client()
+    client = client or get_client()
     return client.export_records(list(fields), records=list(records) or None, events=list(events) or None)
 
 

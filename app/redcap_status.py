@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.extensions import db
 from app.models import Participant, Visit
@@ -51,9 +51,9 @@ def status_fields() -> list[str]:
     ]
 
 
-def export_status_rows(record_ids: Sequence[str]) -> list[dict[str, Any]]:
+def export_status_rows(record_ids: Sequence[str], client: Any = None) -> list[dict[str, Any]]:
     """One export of the follow-up status columns of `record_ids` (one API call)."""
-    return export_records(record_ids, fields=status_fields(), events=followup_events())
+    return export_records(record_ids, fields=status_fields(), events=followup_events(), client=client)
 
 
 def completion_reason(row: dict[str, Any]) -> str | None:
@@ -140,3 +140,23 @@ def refresh_followup_status(
         total.rows += step.rows
         total.completed.extend(step.completed)
     return total
+
+
+def sync_followup_chunk(
+    record_ids: Sequence[str], now: datetime, client: Any = None, actor: str = "system:roster"
+) -> StatusResult:
+    """Roster sync hook, once per roster chunk: one status export for those records, applied.
+
+    Also stamps `roster_synced_at` on every participant of the chunk, changed or not: their REDCap
+    facts were just re-read, which is what the send-time freshness check needs to know.
+    """
+    result = StatusResult()
+    if not record_ids:
+        return result
+    result = apply_status_rows(export_status_rows(record_ids, client=client), now, actor=actor)
+    result.calls = 1
+    for part in chunks(list(record_ids), 900):
+        db.session.execute(
+            update(Participant).where(Participant.record_id.in_(part)).values(roster_synced_at=now)
+        )
+    return result

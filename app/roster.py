@@ -27,6 +27,7 @@ from app.extensions import db
 from app.models import OutboundMessage, Participant, SystemState
 from app.models.participant import LANGUAGES
 from app.redcap_client import RedcapClient, get_client
+from app.redcap_status import sync_followup_chunk
 from app.study_plan import send_window, visit_plan
 from app.visits import ScheduleInputError, cancel_visit, check_anchor, schedule_participant
 
@@ -263,6 +264,7 @@ def sync_roster(
         chunk = ids[start : start + chunk_size]
         rows = client.export_records(names, records=chunk, events=events)
         _apply_chunk(rows, fields, config, fingerprint, zone, now, report, position=start)
+        sync_followup_chunk(chunk, now, client=client)  # visits done in REDCap (issue 8)
         db.session.commit()
         if progress is not None:
             progress(len(chunk))
