@@ -161,3 +161,35 @@ def test_discard_keeps_redcap_and_is_audited(truth_app, redcap):
         entry = db.session.query(AuditEntry).filter_by(action="submission.conflict_discard").one()
         assert entry.actor == "coord@example.org" and entry.reason == "clinic copy"
         assert snapshot_hash(submission.redcap_snapshot) == submission.redcap_snapshot["hash"]
+
+
+def test_push_pass_holds_staff_entered_visit_as_conflict(truth_app, redcap):
+    """Through the bridge's real push pass: the clean one lands, the staff-entered one is held."""
+    from app.tick import run_tick
+
+    app = truth_app()
+    with app.app_context():
+        assert "metadata.error" not in run_tick(utcnow(), only=["metadata"])
+        clean, staffs = scheduled("4501"), scheduled("4502")
+        s_clean, s_staff = submitted(clean), submitted(staffs)
+        redcap.state.seed_records([staff_questionnaire("4502", fu_mmrc="4", fu_comments="phone visit")])
+        before = redcap.state.records(records=["4502"])
+        redcap.state.clear_calls()
+        summary = run_tick(utcnow(), only=["push"])
+        assert not any(k.endswith(".error") for k in summary), summary
+        db.session.expire_all()
+        assert db.session.get(Submission, s_clean.id).sync_status == "pushed"
+        held = db.session.get(Submission, s_staff.id)
+        assert (
+            held.sync_status == "conflict" and held.redcap_snapshot["values"]["fu_comments"] == "phone visit"
+        )
+        assert redcap.state.records(records=["4502"]) == before
+        assert redcap.state.value("4501", "fu_mmrc", "week_4_arm_1") == "2"
+        assert len([c for c in redcap.calls() if "fu_mmrc" in c.get("fields", [])]) == 1  # one check export
+        assert len(redcap.calls("record", "import")) == 1  # only the clean one, in one batch
+
+        # A second pass does not touch the conflict (nor re-import the pushed one).
+        redcap.state.clear_calls()
+        run_tick(utcnow(), only=["push"])
+        assert redcap.calls("record", "import") == []
+        assert redcap.state.records(records=["4502"]) == before
