@@ -80,20 +80,33 @@ def unassigned_steps(specs: list[JobSpec]) -> list[str]:
 
 
 def _has_work(summary: dict[str, Any]) -> bool:
-    return any(isinstance(v, int | float) and not isinstance(v, bool) and v for v in summary.values())
-
-
-def _catch_up_numbers(summary: dict[str, Any]) -> tuple[int, int]:
-    """(caught up, skipped as stale) from a send pass summary, whatever the SMS engine names its keys."""
-    sent = skipped = 0
+    """Whether a job did something worth an INFO line (a step reporting only `skipped` is unconfigured)."""
+    by_step: dict[str, dict[str, Any]] = {}
     for key, value in summary.items():
-        if not isinstance(value, int) or isinstance(value, bool):
+        step, _, name = key.partition(".")
+        by_step.setdefault(step, {})[name] = value
+    for values in by_step.values():
+        if set(values) == {"skipped"}:
             continue
-        if key.startswith("send.") and "stale" in key:
-            skipped += value
-        elif key in ("send.sent", "send.queued", "reconcile.resent", "reconcile.sent"):
-            sent += value
-    return sent, skipped
+        if any(isinstance(v, int | float) and not isinstance(v, bool) and v for v in values.values()):
+            return True
+    return False
+
+
+def _catch_up_numbers(summary: dict[str, Any]) -> tuple[int, int, int]:
+    """(sent, of which caught up late, skipped as stale) from a send pass summary.
+
+    The SMS engine defines the numbers: `send.sent` counts every text sent, `send.caught_up` those
+    sent long after their due time, and `plan.stale` / `send.stale` those it refused to send because
+    they went stale while nobody was running (visit closed, or a later reminder already due).
+    """
+
+    def number(key: str) -> int:
+        value = summary.get(key, 0)
+        return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+    stale = sum(number(key) for key in summary if key.endswith(".stale"))
+    return number("send.sent"), number("send.caught_up"), stale
 
 
 class SchedulerRunner:
@@ -131,6 +144,7 @@ class SchedulerRunner:
         if self.stop.requested.is_set():
             return False
         was_leader = self.lease.held()
+        cpu = time.thread_time()
         with self.stop.job(), self.app.app_context():
             now = utcnow()
             try:
@@ -150,6 +164,7 @@ class SchedulerRunner:
                     "heartbeat failed (database unavailable?): retrying in %d s", self.heartbeat_seconds
                 )
                 return False
+        log.debug("job heartbeat leader=%s, cpu %.5f s", leader, time.thread_time() - cpu)
         if leader and not was_leader:
             self._caught_up = False
             self._run_all_now()
@@ -179,7 +194,7 @@ class SchedulerRunner:
         """Run one job's steps in an application context, if we are the leader and not stopping."""
         if self.stop.requested.is_set() or not self.lease.held():
             return None
-        started = time.monotonic()
+        started, cpu = time.monotonic(), time.thread_time()
         summary: dict[str, Any] = {}
         with self.stop.job(), self.app.app_context():
             registered = tick.steps()
@@ -201,23 +216,30 @@ class SchedulerRunner:
                 finally:
                     lock.release()
                 summary.update({f"{name}.{key}": value for key, value in result.items()})
-        self._log_summary(spec, summary, time.monotonic() - started)
+        self._log_summary(spec, summary, time.monotonic() - started, time.thread_time() - cpu)
         return summary
 
-    def _log_summary(self, spec: JobSpec, summary: dict[str, Any], seconds: float) -> None:
+    def _log_summary(self, spec: JobSpec, summary: dict[str, Any], seconds: float, cpu: float) -> None:
         text = " ".join(f"{k}={v}" for k, v in summary.items())
+        # Every line ends with this thread's CPU time for the job: bench/bench_scheduler.py adds them up.
+        timing = f"in {seconds:.4f} s, cpu {cpu:.5f} s"
         if spec.id == "send" and not self._caught_up:
             self._caught_up = True
-            sent, skipped = _catch_up_numbers(summary)
+            sent, late, stale = _catch_up_numbers(summary)
             log.info(
-                "first send pass after start: caught up %d, skipped %d as stale (%s)", sent, skipped, text
+                "first send pass after start: sent %d (caught up late: %d), skipped %d as stale (%s) %s",
+                sent,
+                late,
+                stale,
+                text,
+                timing,
             )
         elif any(k.endswith(".error") for k in summary):
-            log.warning("job %s finished with errors in %.2f s: %s", spec.id, seconds, text)
+            log.warning("job %s finished with errors: %s %s", spec.id, text, timing)
         elif _has_work(summary):
-            log.info("job %s in %.2f s: %s", spec.id, seconds, text)
+            log.info("job %s: %s %s", spec.id, text, timing)
         else:
-            log.debug("job %s idle in %.2f s", spec.id, seconds)
+            log.debug("job %s idle %s", spec.id, timing)
 
     # --- lifecycle --------------------------------------------------------------------------
     def add_jobs(self) -> None:

@@ -239,3 +239,29 @@ def test_renewal_is_visible_to_a_fresh_session(app, calls):
     assert runner.heartbeat()
     db.session.expire_all()
     assert db.session.get(SchedulerLease, "scheduler").expires_at >= first + timedelta(milliseconds=40)
+
+
+def test_first_send_pass_logs_what_it_caught_up_and_skipped(app, monkeypatch, caplog):
+    registry = {
+        "plan": lambda now: {"planned": 4, "stale": 1},
+        "send": lambda now: {"sent": 5, "caught_up": 3, "stale": 2, "skipped": 2},
+    }
+    monkeypatch.setattr(tick, "steps", lambda: dict(registry))
+    runner = SchedulerRunner(app)
+    assert runner.heartbeat()
+    send = next(s for s in runner.specs if s.id == "send")
+    with caplog.at_level("INFO", logger="scheduler.runner"):
+        runner.run_job(send)
+        runner.run_job(send)
+    first = [r.getMessage() for r in caplog.records if "first send pass" in r.getMessage()]
+    assert len(first) == 1
+    assert "sent 5 (caught up late: 3), skipped 3 as stale" in first[0]
+
+
+def test_unconfigured_steps_do_not_log_at_info(app, monkeypatch, caplog):
+    monkeypatch.setattr(tick, "steps", lambda: {"push": lambda now: {"skipped": 1}})
+    runner = SchedulerRunner(app)
+    assert runner.heartbeat()
+    with caplog.at_level("INFO", logger="scheduler.runner"):
+        runner.run_job(next(s for s in runner.specs if s.id == "push"))
+    assert not [r for r in caplog.records if r.levelname == "INFO" and "job push" in r.getMessage()]
