@@ -81,7 +81,10 @@ def add_visit(participant, key="week_4", status="open", opens=None, closes=None,
 
 
 def add_submission(visit, **kw) -> Submission:
-    values = {"answers": {"fu_spo2": "91", "fu_comments": "<b>x</b>"}, "submitted_at": NOW - timedelta(hours=5)}
+    values = {
+        "answers": {"fu_spo2": "91", "fu_comments": "<b>x</b>"},
+        "submitted_at": NOW - timedelta(hours=5),
+    }
     values.update(kw)
     submission = Submission(visit_id=visit.id, **values)
     db.session.add(submission)
@@ -127,14 +130,28 @@ class Study:
 def study(app) -> Study:
     """A handful of participants, one per kind of work-list row."""
     p1 = make_participant("RF-001", commit=False)
-    v1 = add_visit(p1, status="completed", completed_at=NOW - timedelta(hours=5), completed_via="questionnaire")
+    v1 = add_visit(
+        p1, status="completed", completed_at=NOW - timedelta(hours=5), completed_via="questionnaire"
+    )
     s1 = add_submission(v1, red_flag=True, red_flag_reasons=["home SpO2 at or below 93%"])
     p2 = make_participant("CL-002", commit=False)
     v2 = add_visit(p2, closes=NOW + timedelta(hours=20))
-    v2m = add_visit(p2, key="month_6", status="scheduled", opens=NOW + timedelta(days=150), closes=NOW + timedelta(days=170))
+    v2m = add_visit(
+        p2,
+        key="month_6",
+        status="scheduled",
+        opens=NOW + timedelta(days=150),
+        closes=NOW + timedelta(days=170),
+    )
     p3 = make_participant("MS-003", commit=False)
     v3 = add_visit(p3, status="missed", opens=NOW - timedelta(days=12), closes=NOW - timedelta(days=1))
-    add_visit(p3, key="month_6", status="scheduled", opens=NOW + timedelta(days=150), closes=NOW + timedelta(days=170))
+    add_visit(
+        p3,
+        key="month_6",
+        status="scheduled",
+        opens=NOW + timedelta(days=150),
+        closes=NOW + timedelta(days=170),
+    )
     push = RedcapStatusPush(
         visit_id=v3.id,
         status="missed",
@@ -144,7 +161,9 @@ def study(app) -> Study:
     )
     db.session.add(push)
     p4 = make_participant("PF-004", commit=False)
-    v4 = add_visit(p4, status="completed", completed_at=NOW - timedelta(days=1), completed_via="questionnaire")
+    v4 = add_visit(
+        p4, status="completed", completed_at=NOW - timedelta(days=1), completed_via="questionnaire"
+    )
     s4 = add_submission(
         v4, sync_status="failed", last_error='ERROR: "fu_spo2" value "101" is outside the range (50-100)'
     )

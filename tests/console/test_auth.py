@@ -26,7 +26,9 @@ def test_sign_in_lands_on_the_work_list_and_is_audited(app, client, users):
 
 def test_unknown_user_and_wrong_password_get_the_same_answer(client, users):
     unknown = client.post("/console/login", data={"email": "nobody@example.org", "password": PASSWORD})
-    wrong = client.post("/console/login", data={"email": users["viewer"].email, "password": "wrong password!"})
+    wrong = client.post(
+        "/console/login", data={"email": users["viewer"].email, "password": "wrong password!"}
+    )
     assert unknown.status_code == wrong.status_code == 401
     strip = lambda r: re.sub(rb'name="csrf_token"[^>]*>|value="[^"]*"', b"", r.data)  # noqa: E731
     assert strip(unknown) == strip(wrong)
@@ -77,7 +79,9 @@ def test_session_cookie_is_secure_httponly_samesite(app_factory):
         make_user("c@example.org")
         client = app.test_client()
         response = client.post(
-            "/console/login", data={"email": "c@example.org", "password": PASSWORD}, base_url="https://localhost"
+            "/console/login",
+            data={"email": "c@example.org", "password": PASSWORD},
+            base_url="https://localhost",
         )
     cookie = response.headers["Set-Cookie"]
     assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
@@ -128,7 +132,9 @@ def test_csrf_is_required_on_every_form(app_factory):
         user = make_user("admin@example.org", role="admin")
         client = app.test_client()
         # sign-in without the token is refused
-        assert client.post("/console/login", data={"email": user.email, "password": PASSWORD}).status_code == 400
+        assert (
+            client.post("/console/login", data={"email": user.email, "password": PASSWORD}).status_code == 400
+        )
         page = client.get("/console/login").data.decode()
         token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
         response = client.post(
@@ -136,7 +142,12 @@ def test_csrf_is_required_on_every_form(app_factory):
         )
         assert response.status_code == 302
         before = db.session.scalar(select(func.count()).select_from(AuditEntry))
-        for url in ("/console/logout", "/console/users", "/console/language", f"/console/users/{user.id}/role"):
+        for url in (
+            "/console/logout",
+            "/console/users",
+            "/console/language",
+            f"/console/users/{user.id}/role",
+        ):
             assert client.post(url, data={"role": "viewer", "lang": "zh"}).status_code == 400, url
         assert db.session.scalar(select(func.count()).select_from(AuditEntry)) == before
         assert db.session.get(User, user.id).role == "admin"
