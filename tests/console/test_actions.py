@@ -20,7 +20,7 @@ from app.models import (
     User,
     Visit,
 )
-from tests.console.conftest import NOW, FreshClient, add_message, sign_in
+from tests.console.conftest import NOW, FreshClient, add_message
 from tests.factories import make_user
 
 
