@@ -217,11 +217,21 @@ def clean_answers(
     return result
 
 
+def _enforced_bounds(f: FieldDef, low: str | None, high: str | None) -> tuple[str | None, str | None]:
+    """The bounds REDCap enforces on import: only with @FORCE-MINMAX, and never a moving 'today' (a date
+    valid on the day it was given must not become unpushable later)."""
+    if not f.force_minmax:
+        return None, None
+    return (None if low == "today" else low), (None if high == "today" else high)
+
+
 def validate_stored(
     instrument: InstrumentDef, answers: Mapping[str, Any], *, today: date | None = None
 ) -> list[str]:
     """Problems REDCap would reject, one per column, naming the field but never the value (values are
-    health data). An empty list means the answers can be queued for import."""
+    health data). An empty list means the answers can be queued for import. Like REDCap, min/max are
+    only enforced for fields tagged @FORCE-MINMAX (otherwise REDCap accepts with a warning), so an
+    answer accepted under an older range is never stranded."""
     today = today or date.today()
     problems: list[str] = []
     for column, value in answers.items():
@@ -245,14 +255,17 @@ def validate_stored(
             if value not in f.choice_codes:
                 problems.append(f"{column}: not one of the field's choice codes")
         elif f.type == "slider":
-            low, high = f.bounds
+            low, high = _enforced_bounds(f, *f.bounds)
             if not (
                 re.fullmatch(r"-?\d{1,12}", value, re.ASCII) and in_range("integer", value, low, high, today)
             ):
-                problems.append(f"{column}: slider value must be a whole number from {low} to {high}")
+                problems.append(f"{column}: slider value must be a whole number within its range")
         elif f.validation:
+            low, high = _enforced_bounds(f, f.min, f.max)
             if not stored_ok(f.validation, value):
                 problems.append(f"{column}: not a valid {f.validation} value")
-            elif f.validation != "phone" and not in_range(f.validation, value, f.min, f.max, today):
-                problems.append(f"{column}: outside the field's range ({f.min or '…'} to {f.max or '…'})")
+            elif f.validation != "phone" and not in_range(f.validation, value, low, high, today):
+                problems.append(
+                    f"{column}: outside the field's range ({low or '…'} to {high or '…'}, @FORCE-MINMAX)"
+                )
     return problems

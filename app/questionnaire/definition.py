@@ -158,6 +158,11 @@ class FieldDef:
         return bool(_READONLY_TAGS.search(self.annotation))
 
     @property
+    def force_minmax(self) -> bool:
+        """@FORCE-MINMAX: REDCap refuses out-of-range values on import too, not just warns."""
+        return "@FORCE-MINMAX" in self.annotation.upper()
+
+    @property
     def participant_answers(self) -> bool:
         """Whether a participant's submission may set this field."""
         return not (self.is_descriptive or self.survey_hidden or self.survey_readonly)

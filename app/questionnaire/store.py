@@ -3,6 +3,7 @@ only when it parses, so the patient page always builds from the last good defini
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -14,27 +15,39 @@ from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
 from app.models import InstrumentVersion
-from app.questionnaire.definition import InstrumentDef, canonical_rows, parse_metadata
+from app.questionnaire.definition import InstrumentDef, MetadataError, canonical_rows, parse_metadata
+
+log = logging.getLogger(__name__)
 
 _CACHE_SIZE = 32
-_cache: OrderedDict[str, InstrumentDef] = OrderedDict()
+_cache: OrderedDict[str, InstrumentDef | None] = OrderedDict()
 _lock = threading.Lock()
 
 
-def _cached(version_hash: str, instrument: str, rows: list[dict[str, Any]]) -> InstrumentDef:
-    """Parsed definitions keyed by content hash: equal rows always give an equal definition."""
+def _cached(version_hash: str, instrument: str, rows: list[dict[str, Any]]) -> InstrumentDef | None:
+    """Parsed definitions keyed by content hash: equal rows always give an equal definition. A stored
+    version this code can no longer parse gives None (logged once), never an error on every request."""
     key = f"{instrument}:{version_hash}"
     with _lock:
-        found = _cache.get(key)
-        if found is not None:
+        if key in _cache:
             _cache.move_to_end(key)
-            return found
-    definition = parse_metadata(rows, instrument)
+            return _cache[key]
+    definition: InstrumentDef | None
+    try:
+        definition = parse_metadata(rows, instrument)
+    except MetadataError as exc:
+        log.error("stored metadata %s of %s no longer parses: %s", version_hash[:12], instrument, exc)
+        definition = None
+    _remember(key, definition)
+    return definition
+
+
+def _remember(key: str, definition: InstrumentDef | None) -> None:
     with _lock:
         _cache[key] = definition
+        _cache.move_to_end(key)
         while len(_cache) > _CACHE_SIZE:
             _cache.popitem(last=False)
-    return definition
 
 
 def save_metadata(
@@ -82,7 +95,7 @@ def save_metadata(
         if _attempt >= 2:
             raise
         return save_metadata(rows, instrument, now, _attempt=_attempt + 1)
-    _cached(definition.version_hash, instrument, picked)
+    _remember(f"{instrument}:{definition.version_hash}", definition)
     existing.is_new = True  # type: ignore[attr-defined]
     return existing
 
@@ -98,7 +111,8 @@ def current_version(instrument: str) -> InstrumentVersion | None:
 
 
 def current_definition(instrument: str) -> InstrumentDef | None:
-    """The definition the patient page builds from: one small indexed query, parsing cached by version."""
+    """The definition the patient page builds from: one small indexed query, parsing cached by version;
+    None before the first refresh (or if the stored version no longer parses, which is logged)."""
     row = db.session.execute(
         select(InstrumentVersion.id, InstrumentVersion.version_hash)
         .where(InstrumentVersion.instrument == instrument, InstrumentVersion.is_current.is_(True))
@@ -120,13 +134,12 @@ def current_version_id(instrument: str) -> int | None:
     )
 
 
-def _definition(version_id: int, version_hash: str, instrument: str) -> InstrumentDef:
+def _definition(version_id: int, version_hash: str, instrument: str) -> InstrumentDef | None:
     key = f"{instrument}:{version_hash}"
     with _lock:
-        found = _cache.get(key)
-        if found is not None:
+        if key in _cache:
             _cache.move_to_end(key)
-            return found
+            return _cache[key]
     fields = db.session.scalar(select(InstrumentVersion.fields).where(InstrumentVersion.id == version_id))
     return _cached(version_hash, instrument, fields or [])
 

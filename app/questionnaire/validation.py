@@ -35,13 +35,16 @@ _EMAIL = re.compile(
     r"\.[A-Za-z]{2,63}",
     re.ASCII,
 )
-# REDCap's phone validation: North American numbers (area code and exchange not starting with 0 or 1).
+# REDCap's phone validation: North American numbers. Area code and exchange as the strictest REDCap
+# versions define them (no N11 exchange), so every REDCap version accepts what we store.
+_AREA = r"[2-9]0[1-9]|[2-9]1[02-9]|[2-9][2-9][0-9]"
+_EXCHANGE = r"[2-9]1[02-9]|[2-9][02-9]1|[2-9][02-9]{2}"
 _PHONE_INPUT = re.compile(
-    r"(?:\+?1[\s.-]*)?\(?([2-9]0[1-9]|[2-9]1[02-9]|[2-9][2-9][0-9])\)?[\s.-]*([2-9]\d{2})[\s.-]*(\d{4})",
+    rf"(?:\+?1[\s.-]*)?\(?({_AREA})\)?[\s.-]*({_EXCHANGE})[\s.-]*(\d{{4}})",
     re.ASCII,
 )
 _PHONE_STORED = re.compile(
-    r"\(?([2-9]0[1-9]|[2-9]1[02-9]|[2-9][2-9][0-9])\)?\s*(?:[.-]\s*)?([2-9]\d{2})\s*(?:[.-]\s*)?(\d{4})",
+    rf"\(?({_AREA})\)?\s*(?:[.-]\s*)?({_EXCHANGE})\s*(?:[.-]\s*)?(\d{{4}})",
     re.ASCII,
 )
 

@@ -273,7 +273,7 @@ def test_validate_stored_names_fields_and_hides_values():
             "wb_visit_date": "2019-12-31",
             "wb_mobility": "9",
             "wb_support___1": "yes",
-            "wb_pain_score": "-1",
+            "wb_pain_score": "abc",
             "wb_phone": "12345",
             "unknown_col": "1",
             "wellbeing_check_complete": "3",
@@ -294,8 +294,20 @@ def test_validate_stored_names_fields_and_hides_values():
         "wellbeing_check_complete",
         "wb_steps",
     ]
-    assert not any("70.25" in p or "12345" in p for p in problems)
+    assert not any("70.25" in p or "12345" in p or "2019" in p for p in problems)
     assert validate_stored(WB, {"wellbeing_check_complete": "2", "wb_phone": "(212) 555-0100"}) == []
+
+
+def test_validate_stored_enforces_ranges_only_where_redcap_does():
+    # Without @FORCE-MINMAX REDCap accepts out-of-range values with a warning: an answer accepted under an
+    # older range must still be pushable. A moving 'today' bound is never held against a stored date.
+    later = date(2027, 1, 1)
+    assert validate_stored(WB, {"wb_temp": "50", "wb_pain_score": "99", "wb_steps": "200000"}) == []
+    assert validate_stored(WB, {"wb_visit_date": "2026-12-31"}, today=TODAY) == []
+    assert validate_stored(WB, {"wb_visit_date": "2026-11-25"}, today=later) == []
+    assert validate_stored(TRIAL, {"fu_spo2": "49"}) == [
+        "fu_spo2: outside the field's range (50 to 100, @FORCE-MINMAX)"
+    ]
 
 
 # --- properties -----------------------------------------------------------------------------------------

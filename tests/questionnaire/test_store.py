@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import InstrumentVersion
+from app.questionnaire import store
 from app.questionnaire.definition import MetadataError
 from app.questionnaire.store import (
     current_definition,
@@ -99,3 +100,24 @@ def test_instruments_are_versioned_independently(app):
     assert current_definition(WELLBEING).field("wb_pain").type == "truefalse"
     assert current_definition(TRIAL).field("fu_fever").type == "yesno"
     assert current_definition("no_such_form") is None
+
+
+def test_a_stored_version_that_no_longer_parses_gives_none_not_an_error(app, caplog):
+    store._cache.clear()  # the parse cache is per process; this test needs the first parse
+    rows = trial_rows()
+    bad = [
+        dict(r, field_type="calc") if r["field_name"] == "fu_spo2" else r
+        for r in rows
+        if r["form_name"] == TRIAL
+    ]
+    db.session.add(
+        InstrumentVersion(
+            instrument=TRIAL, version_hash="f" * 64, fields=bad, is_current=True, fetched_at=NOW
+        )
+    )
+    db.session.commit()
+    assert current_definition(TRIAL) is None
+    assert "no longer parses" in caplog.text and "fu_spo2" in caplog.text
+    # a good refresh replaces it
+    save_metadata(rows, TRIAL, NOW)
+    assert current_definition(TRIAL).field("fu_spo2").type == "text"
