@@ -7,6 +7,7 @@ from flask import Flask
 
 def register(app: Flask) -> None:
     """Attach every command group to the app's CLI."""
+    from app.cli import redcap_reconcile  # noqa: F401  (adds `redcap reconcile` to the redcap group)
     from app.cli.demo import demo_cli
     from app.cli.redcap import redcap_cli, roster_cli
     from app.cli.scheduler import scheduler_command
