@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app, request, session
 from sqlalchemy import select
+from sqlalchemy.orm import lazyload
 
 from app.extensions import db
 from app.i18n import SUPPORTED
@@ -48,6 +49,8 @@ def resolve(token: str, now: datetime, posting: bool = False) -> LinkContext:
         .join(Visit, SurveyLink.visit_id == Visit.id)
         .join(Participant, Visit.participant_id == Participant.id)
         .where(SurveyLink.token_hash == digest)
+        # One statement whatever the token: no eager load of the participant's other visits.
+        .options(lazyload(Participant.visits))
     ).first()
     if row is None or not token or len(token) > MAX_TOKEN_LENGTH:
         return LinkContext(INVALID)

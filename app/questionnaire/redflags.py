@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 log = logging.getLogger(__name__)
+_warned: set[str] = set()  # unknown columns already reported by this process
 
 _ORDER: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le,
@@ -107,7 +108,8 @@ def usable_rules(rules: Iterable[Rule], columns: Iterable[str]) -> list[Rule]:
     for rule in rules:
         if rule.field in known:
             kept.append(rule)
-        else:
+        elif rule.field not in _warned:
+            _warned.add(rule.field)
             log.warning("red-flag rule on unknown field %s ignored (not in the instrument)", rule.field)
     return kept
 
