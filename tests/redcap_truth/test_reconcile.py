@@ -22,14 +22,14 @@ def _pushed(records: list[str]) -> list[Submission]:
 def test_reconcile_reports_edit_missing_and_conflict_and_changes_nothing(truth_app, redcap):
     app = truth_app()
     with app.app_context():
-        same, edited, lost = _pushed(["8001", "8002", "8003"])
+        _same, _edited, lost = _pushed(["8001", "8002", "8003"])
         # After the push: staff correct a value for 8002 in REDCap; 8003's data disappears from REDCap.
         redcap.state.seed_records(
             [{"record_id": "8002", "redcap_event_name": "week_4_arm_1", "fu_cough": "3"}]
         )
         with redcap.state.lock:
             redcap.state.store.pop(("8003", "week_4_arm_1"), None)
-        conflicted = submitted(scheduled("8004"))
+        submitted(scheduled("8004"))
         redcap.state.seed_records([staff_questionnaire("8004", fu_mmrc="4")])
         run_tick(utcnow(), only=["push"])
         redcap.state.clear_calls()
