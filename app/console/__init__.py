@@ -23,3 +23,4 @@ def _guard():
 
 
 from app.console import routes  # noqa: E402,F401
+from app.console import conflicts, reconcile  # noqa: E402,F401  (REDCap conflicts and reconciliation)

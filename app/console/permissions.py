@@ -58,9 +58,13 @@ def touch_session(now: datetime) -> None:
 
 def set_page_language() -> None:
     """Fix this request's language once, so the page's `lang` attribute matches its text."""
+    from flask_babel import refresh
+
     from app.i18n import select_locale
 
+    g.pop("locale", None)
     g.locale = select_locale()
+    refresh()  # drop a locale Flask-Babel cached before the choice was known
 
 
 def guard_console() -> Any:
