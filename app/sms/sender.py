@@ -48,7 +48,7 @@ def worker_id(index: int = 0) -> str:
 def claim(now: datetime, worker: str, limit: int = 1, ids: list[int] | None = None) -> list[int]:
     """Atomically mark up to `limit` due pending rows as `sending` for `worker`, commit, return their ids.
 
-    PostgreSQL: UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING, so concurrent
+    PostgreSQL: WITH picked AS (SELECT … FOR UPDATE SKIP LOCKED) UPDATE … RETURNING, so concurrent
     senders take disjoint rows without waiting. SQLite: the same single statement, which runs
     under the database's one write lock; the outer `status = 'pending'` re-check makes it safe
     on any isolation level.
@@ -61,20 +61,29 @@ def claim(now: datetime, worker: str, limit: int = 1, ids: list[int] | None = No
     )
     if ids is not None:
         pick = pick.where(OutboundMessage.id.in_(ids))
+    values = {
+        "status": "sending",
+        "claimed_at": now,
+        "claimed_by": worker,
+        "attempts": OutboundMessage.attempts + 1,
+        "updated_at": now,
+    }
     if db.engine.dialect.name == "postgresql":
-        pick = pick.with_for_update(skip_locked=True)
-    stmt = (
-        update(OutboundMessage)
-        .where(OutboundMessage.id.in_(pick.scalar_subquery()), OutboundMessage.status == "pending")
-        .values(
-            status="sending",
-            claimed_at=now,
-            claimed_by=worker,
-            attempts=OutboundMessage.attempts + 1,
-            updated_at=now,
+        # A CTE runs once; an IN (subquery … LIMIT) may be re-run per row and claim more than asked.
+        picked = pick.with_for_update(skip_locked=True).cte("picked")
+        stmt = (
+            update(OutboundMessage)
+            .where(OutboundMessage.id == picked.c.id, OutboundMessage.status == "pending")
+            .values(**values)
+            .returning(OutboundMessage.id)
         )
-        .returning(OutboundMessage.id)
-    )
+    else:
+        stmt = (
+            update(OutboundMessage)
+            .where(OutboundMessage.id.in_(pick.scalar_subquery()), OutboundMessage.status == "pending")
+            .values(**values)
+            .returning(OutboundMessage.id)
+        )
     claimed = list(db.session.connection().execute(stmt).scalars())
     db.session.commit()
     return claimed
