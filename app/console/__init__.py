@@ -22,5 +22,4 @@ def _guard():
     return guard_console()
 
 
-from app.console import routes  # noqa: E402,F401
-from app.console import conflicts, reconcile  # noqa: E402,F401  (REDCap conflicts and reconciliation)
+from app.console import conflicts, reconcile, routes  # noqa: E402,F401  (conflicts, reconcile: REDCap pages)

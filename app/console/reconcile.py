@@ -7,17 +7,17 @@ from typing import Any
 from flask import render_template
 from flask_babel import gettext as _
 
+from app import redcap_reconcile
 from app.console import bp
 from app.console.permissions import require_role
 from app.models import utcnow
 from app.redcap_client import RedcapClientError
-from app.redcap_reconcile import KINDS, reconcile
 
 
 @bp.route("/reconcile")
 @require_role("viewer")
 def reconcile() -> Any:
-    """Compare REDCap with every questionnaire-completed visit now; changes nothing (repair is a CLI command)."""
+    """Compare REDCap with every questionnaire-completed visit now; changes nothing (repair: CLI)."""
     try:
         report = reconcile_report()
         error = None
@@ -26,9 +26,9 @@ def reconcile() -> Any:
             None,
             _("REDCap cannot be reached, so nothing could be compared: %(why)s", why=str(exc)[:200]),
         )
-    return render_template("console/reconcile.html", report=report, error=error, kinds=KINDS)
+    return render_template("console/reconcile.html", report=report, error=error, kinds=redcap_reconcile.KINDS)
 
 
 def reconcile_report() -> Any:
     """The report, never repairing."""
-    return reconcile(utcnow(), repair=False)
+    return redcap_reconcile.reconcile(utcnow(), repair=False)
