@@ -1,0 +1,185 @@
+"""A real phone-sized Chromium answers the questionnaire: live branching, one failed validation, the
+thank-you page, an axe-core scan with no serious or critical violation, and a screenshot artifact."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import Submission, utcnow
+from app.questionnaire.store import save_metadata
+from devservers.runner import serve_in_thread
+from tests.conftest import build_app
+from tests.patient.conftest import TRIAL, invite, load_metadata
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TAP_TARGETS = (
+    "() => Array.from(document.querySelectorAll("
+    "'label.opt, input[type=number], input[type=text], textarea, select, button, .lang a'))"
+    ".filter(el => el.offsetParent !== null)"
+    ".map(el => [el.id || el.className || el.tagName, el.getBoundingClientRect().height])"
+    ".filter(([, h]) => h < 44)"
+)
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+@pytest.fixture
+def browser() -> Iterator:
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (make browser-deps)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def served(tmp_path) -> Iterator[tuple[str, object]]:
+    """The app on a free loopback port, with the trial's questionnaire and one invited participant."""
+    app = build_app("sqlite", tmp_path)
+    with app.app_context():
+        save_metadata(load_metadata("trial_project"), TRIAL, utcnow())
+        inv = invite()
+    handle = serve_in_thread(app)
+    try:
+        yield f"{handle.url}/s/{inv.token}", app
+    finally:
+        handle.stop()
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+def serious(page) -> list[str]:
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page)
+    return [
+        f"{v['id']}: {v['help']} ({len(v['nodes'])} nodes)"
+        for v in results.response["violations"]
+        if v.get("impact") in ("serious", "critical")
+    ]
+
+
+def test_phone_answers_with_branching_fails_once_then_submits(browser, served):
+    url, app = served
+    origin = url.split("/s/")[0]
+    context = browser.new_context(
+        viewport={"width": 360, "height": 740},
+        is_mobile=True,
+        has_touch=True,
+        device_scale_factor=2,
+        locale="en-US",
+    )
+    page = context.new_page()
+    requests: list[str] = []
+    csp_problems: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.on("console", lambda m: csp_problems.append(m.text) if "Content Security Policy" in m.text else None)
+    try:
+        page.goto(url)
+        assert page.locator("h1").inner_text() == "Follow-up questionnaire"
+        days = page.locator("#q-fu_fever_days")
+        other = page.locator("#q-fu_ae_other")
+        assert days.is_hidden() and other.is_hidden()
+        assert page.locator("#if-fu_fever_days").is_hidden()  # the no-JS hint is not needed
+        assert page.locator("#fu_fever_days").is_disabled()
+
+        # the follow-up appears when its trigger is answered, and goes again when it is not
+        page.locator("#fu_fever-0").check()  # Yes
+        assert days.is_visible() and page.locator("#fu_fever_days").is_enabled()
+        page.locator("#fu_fever-1").check()  # No
+        assert days.is_hidden()
+        page.locator("#fu_fever-0").check()
+        page.locator("#fu_ae___5").check()  # "Other" shows its description field
+        assert other.is_visible()
+        page.locator("#fu_ae_other").fill("Headache")
+
+        violations = serious(page)
+        assert violations == [], violations
+
+        # answer the rest except the fever days, then send: one validation failure
+        for radio in ("#fu_mmrc-1", "#fu_cough-1", "#fu_sneezing-1", "#fu_diarrhea-1", "#fu_readmitted-1"):
+            page.locator(radio).check()
+        page.locator("#fu_spo2").fill("97")
+        slider = page.locator("#fu_health_today")
+        slider.focus()
+        for _ in range(20):
+            page.keyboard.press("ArrowRight")
+        assert page.locator("#out-fu_health_today").inner_text() == "70"
+        assert not page.locator("#na-fu_health_today").is_checked()
+        page.locator("#fu_comments").fill("Feeling <b>better</b>")
+        page.locator("button[type=submit]").click()
+        page.wait_for_load_state()
+
+        summary = page.locator("#errors")
+        assert summary.is_visible() and "Please check 1 answer" in summary.inner_text()
+        assert page.locator("#err-fu_fever_days").is_visible()
+        assert (
+            page.locator("#fu_fever-0").is_checked() and days.is_visible()
+        )  # answers kept, logic re-applied
+        assert page.locator("#fu_comments").input_value() == "Feeling <b>better</b>"
+        assert page.locator("#fu_ae_other").input_value() == "Headache"
+        assert page.locator("#fu_health_today").input_value() == "70"
+        violations = serious(page)
+        assert violations == [], violations
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "questionnaire-phone-errors.png"), full_page=True)
+
+        # fix it and send again
+        page.locator("#fu_fever_days").fill("3")
+        page.locator("button[type=submit]").click()
+        page.wait_for_load_state()
+        assert "Thank you" in page.locator("h1").inner_text()
+        violations = serious(page)
+        assert violations == [], violations
+        page.screenshot(path=str(ARTIFACTS / "questionnaire-phone-thanks.png"), full_page=True)
+
+        # the page is usable at 320 px: nothing wider than the screen
+        page.set_viewport_size({"width": 320, "height": 640})
+        page.goto(url + "?lang=zh")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 320
+    finally:
+        context.close()
+
+    assert all(r.startswith(origin) for r in requests), [r for r in requests if not r.startswith(origin)]
+    assert csp_problems == []
+    with app.app_context():
+        answers = db.session.scalar(select(Submission.answers))
+    assert answers["fu_fever"] == "1" and answers["fu_fever_days"] == "3" and answers["fu_ae___5"] == "1"
+    assert answers["fu_ae_other"] == "Headache" and answers["fu_health_today"] == "70"
+    assert answers["fu_comments"] == "Feeling <b>better</b>"
+
+
+def test_controls_are_large_enough_to_tap(browser, served):
+    url, _app = served
+    context = browser.new_context(viewport={"width": 320, "height": 640}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    try:
+        page.goto(url)
+        small = page.evaluate(TAP_TARGETS)
+        assert small == []
+        assert page.evaluate("parseFloat(getComputedStyle(document.body).fontSize)") >= 18
+        assert page.evaluate("document.documentElement.scrollWidth") <= 320
+    finally:
+        context.close()
