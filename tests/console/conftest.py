@@ -129,6 +129,11 @@ class Study:
 @pytest.fixture
 def study(app) -> Study:
     """A handful of participants, one per kind of work-list row."""
+    return seed_study()
+
+
+def seed_study() -> Study:
+    """Seed the study into the current app's database (needs an app context)."""
     p1 = make_participant("RF-001", commit=False)
     v1 = add_visit(
         p1, status="completed", completed_at=NOW - timedelta(hours=5), completed_via="questionnaire"
