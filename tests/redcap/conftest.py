@@ -57,6 +57,11 @@ class RedcapEnv:
     def rebuild(self, **env: str) -> Flask:
         """Replace the app with one built with extra settings (on a fresh database, its context pushed)."""
         assert self._factory is not None
+        if self.app is not None:  # let go of the old app's connections, or PostgreSQL's DROP waits on them
+            from app.extensions import db
+
+            db.session.remove()
+            db.engine.dispose()
         settings = {**BASE_SETTINGS, "REDCAP_API_URL": self.api_url, "REDCAP_API_TOKEN": DEV_TOKEN, **env}
         app = self._factory(**settings)
         ctx = app.app_context()

@@ -48,7 +48,12 @@ def test_sync_creates_participants_with_normalized_phones_consent_and_visits(red
     assert "13800138" not in result.output  # no phone numbers in the output
 
     ok = _participant("2001")
-    assert (ok.phone_e164, ok.phone_status, ok.language, ok.sms_consent) == ("+8613800138001", "ok", "zh", True)
+    assert (ok.phone_e164, ok.phone_status, ok.language, ok.sms_consent) == (
+        "+8613800138001",
+        "ok",
+        "zh",
+        True,
+    )
     assert ok.timezone == "Asia/Shanghai" and ok.anchor_date == TODAY - timedelta(days=26)
     assert ok.can_receive_sms and ok.roster_problem is None
     assert sorted(v.visit_key for v in ok.visits) == ["month_6", "week_4"]
@@ -88,7 +93,9 @@ def test_rerun_with_redcap_unchanged_writes_nothing(redcap_server):
 
 
 def test_withdrawal_in_redcap_cancels_visits_and_pending_messages_at_once(redcap_server):
-    redcap_server.state.seed_records([baseline_row("2101", _days_ago(26)), baseline_row("2102", _days_ago(26))])
+    redcap_server.state.seed_records(
+        [baseline_row("2101", _days_ago(26)), baseline_row("2102", _days_ago(26))]
+    )
     sync_roster(utcnow())
     p = _participant("2101")
     week4 = next(v for v in p.visits if v.visit_key == "week_4")
@@ -122,7 +129,9 @@ def test_withdrawal_in_redcap_cancels_visits_and_pending_messages_at_once(redcap
 
 
 def test_deceased_and_lost_also_end_follow_up(redcap_server):
-    redcap_server.state.seed_records([baseline_row("2201", _days_ago(26)), baseline_row("2202", _days_ago(26))])
+    redcap_server.state.seed_records(
+        [baseline_row("2201", _days_ago(26)), baseline_row("2202", _days_ago(26))]
+    )
     sync_roster(utcnow())
     redcap_server.state.seed_records(
         [
@@ -184,7 +193,9 @@ def test_unusable_phone_is_kept_until_redcap_changes_the_number(redcap_server):
     p = _participant("2401")
     p.phone_status, p.phone_error = "unusable", "SMS provider: unreachable number"
     db.session.commit()
-    redcap_server.state.seed_records([{**baseline_row("2401", _days_ago(26), phone="13800138041"), "sms_consent": "0"}])
+    redcap_server.state.seed_records(
+        [{**baseline_row("2401", _days_ago(26), phone="13800138041"), "sms_consent": "0"}]
+    )
     sync_roster(utcnow())
     db.session.expire_all()
     assert _participant("2401").phone_status == "unusable"  # same number: the SMS finding stands
@@ -233,7 +244,9 @@ def test_empty_roster_is_reported_and_deletes_nothing(redcap_server):
 
 
 def test_participant_missing_from_redcap_is_kept_and_flagged(redcap_server):
-    redcap_server.state.seed_records([baseline_row("2601", _days_ago(26)), baseline_row("2602", _days_ago(26))])
+    redcap_server.state.seed_records(
+        [baseline_row("2601", _days_ago(26)), baseline_row("2602", _days_ago(26))]
+    )
     sync_roster(utcnow())
     redcap_server.state.project  # noqa: B018 (the project stays; one record goes)
     redcap_server.state.clear_records()
