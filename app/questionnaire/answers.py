@@ -179,7 +179,18 @@ def _visible(instrument: InstrumentDef, parsed: dict[str, _Parsed]) -> set[str]:
                 for column in f.columns:
                     env.pop(column, None)
         if not changed:
-            break
+            return shown
+    # Logic that never settles (fields showing each other in a cycle): hide until every shown field's
+    # logic holds, which always ends, so a stored answer is never one its logic would hide.
+    changed = True
+    while changed:
+        changed = False
+        for f in fields:
+            if f.name in shown and f.logic is not None and not evaluate(f.logic, env):
+                shown.discard(f.name)
+                for column in f.columns:
+                    env.pop(column, None)
+                changed = True
     return shown
 
 

@@ -362,3 +362,19 @@ def test_messages_are_in_the_participants_language(app):
     with app.test_request_context(), force_locale("zh"):
         errors = clean(TRIAL, dict(GOOD_TRIAL, fu_spo2="49", fu_mmrc="")).errors
     assert errors == {"fu_spo2": "请输入 50 至 100 之间的整数。", "fu_mmrc": "请回答这个问题。"}
+
+
+def test_branching_that_never_settles_still_stores_only_fields_whose_logic_holds():
+    inst = parse_metadata(
+        [
+            row("a", "text", branching_logic="[b] = ''"),
+            row("b", "text", branching_logic="[a] = ''"),
+            row("c", "text"),
+        ],
+        "form_a",
+    )
+    result = clean_answers(inst, {"a": "x", "b": "y", "c": "z"})
+    assert result.answers["c"] == "z"
+    for name in ("a", "b"):
+        if name in result.answers:
+            assert evaluate(inst.field(name).logic, result.answers)
