@@ -144,7 +144,7 @@ class SchedulerRunner:
         if self.stop.requested.is_set():
             return False
         was_leader = self.lease.held()
-        cpu = time.thread_time()
+        cpu, started = time.thread_time(), time.monotonic()
         with self.stop.job(), self.app.app_context():
             now = utcnow()
             try:
@@ -158,12 +158,22 @@ class SchedulerRunner:
                     db.session.commit()
                 else:
                     self._standby_next_try(now)
-            except Exception:
+            except Exception as exc:  # the database is down or locked: log one line, try next beat
                 db.session.rollback()
-                log.exception(
-                    "heartbeat failed (database unavailable?): retrying in %d s", self.heartbeat_seconds
+                log.warning(
+                    "heartbeat failed (database unavailable?), retrying in %d s: %s: %s",
+                    self.heartbeat_seconds,
+                    type(exc).__name__,
+                    str(exc).splitlines()[0][:200] if str(exc) else "",
                 )
                 return False
+        elapsed = time.monotonic() - started
+        if elapsed > self.lease.seconds / 2:
+            log.warning(
+                "heartbeat took %.1f s (database slow or locked; lease %d s): jobs pause if the lease lapses",
+                elapsed,
+                self.lease.seconds,
+            )
         log.debug("job heartbeat leader=%s, cpu %.5f s", leader, time.thread_time() - cpu)
         if leader and not was_leader:
             self._caught_up = False
