@@ -89,3 +89,25 @@ def test_status_export_is_chunked_by_records(truth_app, redcap, monkeypatch):
         result = refresh_followup_status(utcnow())
         assert result.calls == 3 and len(redcap.calls()) == 3
         assert [c["records_requested"] for c in redcap.calls()] == [2, 2, 1]
+
+
+def test_link_of_a_visit_completed_in_redcap_says_already_received(truth_app, redcap):
+    from app.links import issue_link
+
+    app = truth_app()
+    with app.app_context():
+        participant = _scheduled("2101")
+        week4 = next(v for v in participant.visits if v.visit_key == "week_4")
+        week4.status = "open"
+        db.session.commit()
+        token = issue_link(week4, utcnow())
+        db.session.commit()
+        redcap.state.seed_records(
+            [baseline_row("2101", participant.anchor_date), staff_questionnaire("2101")]
+        )
+        refresh_followup_status(utcnow())
+        db.session.commit()
+        for method in ("get", "post"):
+            response = getattr(app.test_client(), method)(f"/s/{token}")
+            assert response.status_code == 200
+            assert 'id="received"' in response.get_data(as_text=True)
