@@ -17,7 +17,8 @@ from flask import current_app
 
 from app.extensions import db
 from app.redcap_client import RedcapClient, get_client
-from app.redcap_push import CONTACT_STATE_KEY, PROJECT_STATE_KEY, _set_state
+from app.redcap_push import CONTACT_STATE_KEY, PROJECT_STATE_KEY
+from app.redcap_queues import set_state
 from app.study_plan import visit_plan
 
 
@@ -126,8 +127,8 @@ def refresh_metadata(now: datetime, *, client: RedcapClient | None = None) -> Re
     version = save_metadata(
         rows, questionnaire, now
     )  # commits, or raises MetadataError having written nothing
-    _set_state(CONTACT_STATE_KEY, contact_fields if contact else None)
-    _set_state(PROJECT_STATE_KEY, {"longitudinal": longitudinal})
+    set_state(CONTACT_STATE_KEY, contact_fields if contact else None)
+    set_state(PROJECT_STATE_KEY, {"longitudinal": longitudinal})
     db.session.commit()
     return RefreshResult(
         instrument=questionnaire,

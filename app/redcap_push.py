@@ -15,17 +15,16 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Select, or_, select, update
+from sqlalchemy import select
 
 from app import audit
 from app.extensions import db
-from app.models import Participant, Submission, SystemState, Visit
+from app.models import Submission, Visit
 from app.models.redcap_sync import PUSHED_VISIT_STATUSES, RedcapStatusPush
 from app.redcap_client import (
     ForbiddenFieldError,
@@ -35,6 +34,18 @@ from app.redcap_client import (
     RedcapUnavailable,
     get_client,
 )
+from app.redcap_queues import (
+    PassContext,
+    PushItem,
+    PushQueue,
+    PushReport,
+    StatusQueue,
+    SubmissionQueue,
+    backoff_delay,
+    enqueue_missed_visits,
+    get_state,
+    set_state,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +53,6 @@ ACTOR = "system:push"
 ERROR_STATE_KEY = "redcap.last_error_at"
 CONTACT_STATE_KEY = "redcap.contact_fields"
 PROJECT_STATE_KEY = "redcap.project"
-BACKOFF_BASE_S = 30.0
-BACKOFF_CAP_S = 3600.0
-DATETIME_FORMATS = {
-    "datetime_seconds_ymd": "%Y-%m-%d %H:%M:%S",
-    "datetime_ymd": "%Y-%m-%d %H:%M",
-    "date_ymd": "%Y-%m-%d",
-}
-
 
 # ---------------------------------------------------------------- queueing, used by other areas
 
@@ -104,125 +107,33 @@ def retry_submission(
 
 def note_redcap_error(now: datetime) -> None:
     """Remember when REDCap last failed us, for /healthz (key redcap.last_error_at)."""
-    _set_state(ERROR_STATE_KEY, now.isoformat())
-
-
-def backoff_delay(attempts: int, rng: random.Random | None = None) -> timedelta:
-    """Exponential backoff with jitter: 30 s, 60 s, 120 s … capped at an hour, each between half and full."""
-    ceiling = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** max(0, attempts - 1))
-    return timedelta(seconds=ceiling / 2 + (rng or random).uniform(0, ceiling / 2))
+    set_state(ERROR_STATE_KEY, now.isoformat())
 
 
 # ---------------------------------------------------------------- a pass
 
-
-@dataclass
-class PushItem:
-    """One row to import and the queue row it came from."""
-
-    id: int
-    row: dict[str, str]
-
-
-@dataclass
-class PushReport:
-    """What a pass did: counts only (no answers, no REDCap texts)."""
-
-    pushed: int = 0
-    statuses_pushed: int = 0
-    rejected: int = 0
-    invalid: int = 0
-    deferred: int = 0
-    missed_queued: int = 0
-    batches: int = 0
-    calls: int = 0
-    unavailable: str | None = None
-    problem: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "pushed": self.pushed,
-            "statuses": self.statuses_pushed,
-            "rejected": self.rejected,
-            "invalid": self.invalid,
-            "deferred": self.deferred,
-            "calls": self.calls,
-        }
-        if self.unavailable:
-            out["unavailable"] = 1
-        return out
-
-    def summary(self) -> str:
-        line = (
-            f"redcap push: {self.pushed} submissions and {self.statuses_pushed} visit statuses pushed "
-            f"in {self.calls} calls; {self.rejected} rejected by REDCap, {self.invalid} invalid (not sent), "
-            f"{self.deferred} kept queued for retry"
-        )
-        if self.unavailable:
-            line += f"; stopped: {self.unavailable}"
-        if self.problem:
-            line += f"; {self.problem}"
-        return line
-
-
-@dataclass
-class _Pass:
-    """Settings and helpers shared by one pass."""
-
-    client: RedcapClient
-    now: datetime
-    config: Mapping[str, Any]
-    attempts_per_pass: int
-    sleep: Callable[[float], None]
-    report: PushReport
-    longitudinal: bool = True
-    contact_fields: dict[str, str] | None = None  # REDCap field name -> validation, from the last refresh
-
-    @property
-    def record_field(self) -> str:
-        return self.config["REDCAP_ROSTER_FIELDS"].get("record_id", "record_id")
-
-    def base_row(self, record_id: str, event: str) -> dict[str, str]:
-        row = {self.record_field: record_id}
-        if self.longitudinal:
-            row["redcap_event_name"] = event
-        return row
-
-    def contact_values(
-        self, status: str, invited_at: datetime | None, reminders: int | None, red_flag: bool | None
-    ) -> dict[str, str]:
-        """The contact instrument's columns for a visit, limited to fields REDCap has."""
-        names = self.config.get("REDCAP_CONTACT_FIELDS") or {}
-        known = self.contact_fields
-        out: dict[str, str] = {}
-
-        def put(role: str, value: str | None) -> None:
-            name = names.get(role)
-            if name and value is not None and (known is None or name in known):
-                out[name] = value
-
-        put("visit_status", (self.config.get("REDCAP_VISIT_STATUS_CODES") or {}).get(status))
-        if invited_at is not None:
-            validation = (known or {}).get(names.get("invited_at", ""), "") or "datetime_seconds_ymd"
-            fmt = DATETIME_FORMATS.get(validation, DATETIME_FORMATS["datetime_seconds_ymd"])
-            put("invited_at", invited_at.astimezone(UTC).strftime(fmt))
-        put("reminders_sent", str(reminders or 0))
-        if red_flag is not None:
-            put("red_flag", "1" if red_flag else "0")
-        contact = self.config.get("REDCAP_CONTACT_INSTRUMENT")
-        if out and contact:
-            out[f"{contact}_complete"] = "2"
-        return out
-
-
 PrePushCheck = Callable[[list[PushItem], RedcapClient, datetime], set[int]]
 _PRE_PUSH_CHECKS: list[PrePushCheck] = []
+
+__all__ = [
+    "PushItem",
+    "PushReport",
+    "backoff_delay",
+    "enqueue_missed_visits",
+    "note_redcap_error",
+    "push_pending",
+    "push_step",
+    "queue_status_push",
+    "register_pre_push_check",
+    "retry_submission",
+]
 
 
 def register_pre_push_check(check: PrePushCheck) -> None:
     """Let another area hold back submissions before import (e.g. staff data already in REDCap).
 
     `check(items, client, now)` returns the submission ids it has dealt with (it sets their status itself).
+    A check that raises RedcapRejected is retried on halves of the batch, like an import.
     """
     if check not in _PRE_PUSH_CHECKS:
         _PRE_PUSH_CHECKS.append(check)
@@ -244,16 +155,16 @@ def push_pending(
     report.missed_queued = enqueue_missed_visits(now)
     db.session.commit()
     client = client or get_client()
-    ctx = _Pass(client, now, config, max(1, attempts_per_pass), sleep, report)
-    project = _get_state(PROJECT_STATE_KEY) or {}
+    ctx = PassContext(client, now, config, max(1, attempts_per_pass), sleep, report)
+    project = get_state(PROJECT_STATE_KEY) or {}
     ctx.longitudinal = bool(project.get("longitudinal", True))
-    contact = _get_state(CONTACT_STATE_KEY)
+    contact = get_state(CONTACT_STATE_KEY)
     ctx.contact_fields = contact if isinstance(contact, dict) else None
     size = batch_size or int(config["REDCAP_BATCH_SIZE"])
     calls_before = client.calls
     try:
-        _run_queue(ctx, _SubmissionQueue(ctx, retry_now), size, max_batches)
-        _run_queue(ctx, _StatusQueue(ctx, retry_now), size, max_batches)
+        _run_queue(ctx, SubmissionQueue(ctx, retry_now), size, max_batches)
+        _run_queue(ctx, StatusQueue(ctx, retry_now), size, max_batches)
     except (RedcapUnavailable, RedcapAuthError) as exc:
         report.unavailable = str(exc)
         note_redcap_error(now)
@@ -262,7 +173,7 @@ def push_pending(
     return report
 
 
-def _run_queue(ctx: _Pass, queue: _Queue, size: int, max_batches: int | None) -> None:
+def _run_queue(ctx: PassContext, queue: PushQueue, size: int, max_batches: int | None) -> None:
     last_id = 0
     while max_batches is None or ctx.report.batches < max_batches:
         items, last_id = queue.next_batch(last_id, size)
@@ -274,13 +185,15 @@ def _run_queue(ctx: _Pass, queue: _Queue, size: int, max_batches: int | None) ->
         db.session.commit()
 
 
-def _push_batch(ctx: _Pass, queue: _Queue, items: list[PushItem]) -> None:
-    """Import a batch, splitting on rejection; on an outage, defer what was not confirmed and re-raise."""
+def _push_batch(ctx: PassContext, queue: PushQueue, items: list[PushItem]) -> None:
+    """Screen and import a batch, splitting on rejection; on an outage defer what is not done, re-raise."""
     confirmed: list[int] = []
     rejected: list[tuple[int, str]] = []
-    pending = list(items)
     try:
-        _import_split(ctx, pending, confirmed, rejected)
+        screened = items
+        for check in _PRE_PUSH_CHECKS if queue.screened else []:
+            screened = _split(screened, lambda part, check=check: _screen(ctx, check, part), rejected)
+        _split(screened, lambda part: _import(ctx, part, confirmed), rejected)
     except (RedcapUnavailable, RedcapAuthError) as exc:
         done = set(confirmed) | {i for i, _ in rejected}
         queue.mark_pushed(confirmed)
@@ -289,33 +202,47 @@ def _push_batch(ctx: _Pass, queue: _Queue, items: list[PushItem]) -> None:
         raise
     queue.mark_pushed(confirmed)
     queue.mark_rejected(rejected)
-    unconfirmed = [item.id for item in items if item.id not in set(confirmed) | {i for i, _ in rejected}]
+    done = set(confirmed) | {i for i, _ in rejected}
+    unconfirmed = [item.id for item in screened if item.id not in done]
     if unconfirmed:
         queue.defer(unconfirmed, "REDCap did not confirm these records in its answer; will retry")
     if rejected:
         note_redcap_error(ctx.now)
 
 
-def _import_split(
-    ctx: _Pass, items: list[PushItem], confirmed: list[int], rejected: list[tuple[int, str]]
-) -> None:
-    """Binary split: a rejected batch is halved until each bad record stands alone."""
+def _split(
+    items: list[PushItem],
+    attempt: Callable[[list[PushItem]], list[PushItem]],
+    rejected: list[tuple[int, str]],
+) -> list[PushItem]:
+    """Binary split: a batch REDCap rejects is halved until each bad record stands alone (and fails)."""
+    if not items:
+        return []
     try:
-        ids = set(_import_with_retries(ctx, [item.row for item in items]))
+        return attempt(items)
     except (RedcapRejected, ForbiddenFieldError) as exc:
         if len(items) == 1:
             message = exc.message if isinstance(exc, RedcapRejected) else str(exc)
             rejected.append((items[0].id, message))
-            return
+            return []
         middle = len(items) // 2
-        _import_split(ctx, items[:middle], confirmed, rejected)
-        _import_split(ctx, items[middle:], confirmed, rejected)
-        return
-    field_name = ctx.record_field
-    confirmed.extend(item.id for item in items if item.row[field_name] in ids)
+        return _split(items[:middle], attempt, rejected) + _split(items[middle:], attempt, rejected)
 
 
-def _import_with_retries(ctx: _Pass, rows: list[dict[str, str]]) -> list[str]:
+def _screen(ctx: PassContext, check: PrePushCheck, items: list[PushItem]) -> list[PushItem]:
+    held = check(items, ctx.client, ctx.now)
+    return [item for item in items if item.id not in held]
+
+
+def _import(ctx: PassContext, items: list[PushItem], confirmed: list[int]) -> list[PushItem]:
+    """One import call (with short in-pass retries); records the items REDCap confirmed by id."""
+    ids = set(_import_with_retries(ctx, [item.row for item in items]))
+    landed = [item for item in items if item.row[ctx.record_field] in ids]
+    confirmed.extend(item.id for item in landed)
+    return landed
+
+
+def _import_with_retries(ctx: PassContext, rows: list[dict[str, str]]) -> list[str]:
     for attempt in range(1, ctx.attempts_per_pass + 1):
         try:
             return ctx.client.import_records(rows)
@@ -324,249 +251,6 @@ def _import_with_retries(ctx: _Pass, rows: list[dict[str, str]]) -> list[str]:
                 raise
             ctx.sleep(min(4.0, 0.25 * 2**attempt) * random.uniform(0.5, 1.0))
     raise AssertionError("unreachable")
-
-
-# ---------------------------------------------------------------- the two queues
-
-
-class _Queue:
-    """A queue table with sync_status / sync_attempts / next_attempt_at / last_error / pushed_at."""
-
-    model: Any
-
-    def __init__(self, ctx: _Pass, retry_now: bool) -> None:
-        self.ctx = ctx
-        self.retry_now = retry_now
-
-    def due(self, stmt: Select, last_id: int, size: int) -> Select:
-        model = self.model
-        stmt = stmt.where(model.sync_status == "pending", model.id > last_id)
-        if not self.retry_now:
-            stmt = stmt.where(or_(model.next_attempt_at.is_(None), model.next_attempt_at <= self.ctx.now))
-        return stmt.order_by(model.id).limit(size)
-
-    def next_batch(self, last_id: int, size: int) -> tuple[list[PushItem], int]:
-        raise NotImplementedError
-
-    def mark_pushed(self, ids: Sequence[int]) -> None:
-        if not ids:
-            return
-        model = self.model
-        db.session.execute(
-            update(model)
-            .where(model.id.in_(list(ids)))
-            .values(
-                sync_status="pushed",
-                pushed_at=self.ctx.now,
-                last_error=None,
-                next_attempt_at=None,
-                sync_attempts=model.sync_attempts + 1,
-            )
-        )
-        self.count_pushed(len(ids))
-
-    def count_pushed(self, n: int) -> None:
-        raise NotImplementedError
-
-    def mark_rejected(self, rejected: Sequence[tuple[int, str]]) -> None:
-        model = self.model
-        for item_id, message in rejected:
-            db.session.execute(
-                update(model)
-                .where(model.id == item_id)
-                .values(
-                    sync_status="failed",
-                    last_error=f"REDCap rejected this record: {message}"[:2000],
-                    next_attempt_at=None,
-                    sync_attempts=model.sync_attempts + 1,
-                )
-            )
-            self.audit_failure(item_id, "redcap.push_rejected")
-            log.warning("REDCap rejected %s %s; marked failed for coordinators", self.model.__name__, item_id)
-        self.ctx.report.rejected += len(rejected)
-
-    def mark_invalid(self, item_id: int, problems: list[str]) -> None:
-        db.session.execute(
-            update(self.model)
-            .where(self.model.id == item_id)
-            .values(
-                sync_status="failed",
-                last_error=("not sent: does not fit REDCap's stored metadata: " + "; ".join(problems))[:2000],
-                next_attempt_at=None,
-            )
-        )
-        self.audit_failure(item_id, "redcap.push_invalid")
-        self.ctx.report.invalid += 1
-
-    kind = "item"
-
-    def audit_failure(self, item_id: int, action: str) -> None:
-        visit_id = db.session.scalar(select(self.model.visit_id).where(self.model.id == item_id))
-        visit = db.session.get(Visit, visit_id) if visit_id else None
-        audit.record(ACTOR, action, visit=visit, **{f"{self.kind}_id": item_id})
-
-    def defer(self, ids: Sequence[int], message: str) -> None:
-        if not ids:
-            return
-        model = self.model
-        rows = db.session.execute(select(model.id, model.sync_attempts).where(model.id.in_(list(ids)))).all()
-        for item_id, attempts in rows:
-            db.session.execute(
-                update(model)
-                .where(model.id == item_id)
-                .values(
-                    sync_attempts=attempts + 1,
-                    next_attempt_at=self.ctx.now + backoff_delay(attempts + 1),
-                    last_error=message[:2000],
-                )
-            )
-        self.ctx.report.deferred += len(rows)
-
-
-class _SubmissionQueue(_Queue):
-    model = Submission
-    kind = "submission"
-
-    def __init__(self, ctx: _Pass, retry_now: bool) -> None:
-        super().__init__(ctx, retry_now)
-        from app.questionnaire.store import current_definition
-
-        self.instrument = ctx.config["REDCAP_QUESTIONNAIRE_INSTRUMENT"]
-        self.definition = current_definition(self.instrument)
-
-    def next_batch(self, last_id: int, size: int) -> tuple[list[PushItem], int]:
-        from app.questionnaire.answers import validate_stored
-
-        stmt = self.due(
-            select(
-                Submission.id,
-                Submission.answers,
-                Submission.red_flag,
-                Visit.event_name,
-                Visit.invited_at,
-                Visit.reminders_sent,
-                Participant.record_id,
-            )
-            .join(Visit, Submission.visit_id == Visit.id)
-            .join(Participant, Visit.participant_id == Participant.id),
-            last_id,
-            size,
-        )
-        rows = db.session.execute(stmt).all()
-        if not rows:
-            return [], 0
-        if self.definition is None:
-            self.ctx.report.problem = (
-                f"no stored metadata for {self.instrument}: run `flask --app wsgi redcap refresh-metadata`"
-            )
-            self.ctx.report.deferred += len(rows)
-            return [], 0  # wait, unchanged, until the metadata is there
-        items: list[PushItem] = []
-        today = self.ctx.now.date()
-        for sid, answers, red_flag, event, invited_at, reminders, record_id in rows:
-            answers = dict(answers or {})
-            problems = validate_stored(self.definition, answers, today=today)
-            if problems:
-                self.mark_invalid(sid, problems)
-                continue
-            row = self.ctx.base_row(record_id, event)
-            row.update(answers)
-            row[self.definition.complete_column] = "2"
-            row.update(self.ctx.contact_values("completed", invited_at, reminders, bool(red_flag)))
-            items.append(PushItem(sid, row))
-        for check in _PRE_PUSH_CHECKS:
-            held = check(items, self.ctx.client, self.ctx.now)
-            items = [item for item in items if item.id not in held]
-        return items, rows[-1][0]
-
-    def count_pushed(self, n: int) -> None:
-        self.ctx.report.pushed += n
-
-
-class _StatusQueue(_Queue):
-    model = RedcapStatusPush
-    kind = "status_push"
-
-    def next_batch(self, last_id: int, size: int) -> tuple[list[PushItem], int]:
-        stmt = self.due(
-            select(
-                RedcapStatusPush.id,
-                RedcapStatusPush.status,
-                Visit.event_name,
-                Visit.invited_at,
-                Visit.reminders_sent,
-                Participant.record_id,
-            )
-            .join(Visit, RedcapStatusPush.visit_id == Visit.id)
-            .join(Participant, Visit.participant_id == Participant.id),
-            last_id,
-            size,
-        )
-        rows = db.session.execute(stmt).all()
-        if not rows:
-            return [], 0
-        items: list[PushItem] = []
-        for push_id, status, event, invited_at, reminders, record_id in rows:
-            values = self.ctx.contact_values(status, invited_at, reminders, None)
-            status_field = (self.ctx.config.get("REDCAP_CONTACT_FIELDS") or {}).get("visit_status")
-            if not status_field or status_field not in values:
-                self.mark_invalid(
-                    push_id, [f"no REDCap contact field or code configured for status {status!r}"]
-                )
-                continue
-            row = self.ctx.base_row(record_id, event)
-            row.update(values)
-            items.append(PushItem(push_id, row))
-        return items, rows[-1][0]
-
-    def count_pushed(self, n: int) -> None:
-        self.ctx.report.statuses_pushed += n
-
-
-# ---------------------------------------------------------------- missed visits, state
-
-
-def enqueue_missed_visits(now: datetime, limit: int = 1000) -> int:
-    """Queue a status push for every missed visit that has none yet (opted-out participants as opted_out).
-
-    Derived from the visits themselves, so a sweep that crashed before queueing loses nothing.
-    """
-    queued = 0
-    while True:
-        rows = db.session.execute(
-            select(Visit.id, Participant.opted_out)
-            .join(Participant, Visit.participant_id == Participant.id)
-            .outerjoin(RedcapStatusPush, RedcapStatusPush.visit_id == Visit.id)
-            .where(Visit.status == "missed", RedcapStatusPush.id.is_(None))
-            .order_by(Visit.id)
-            .limit(limit)
-        ).all()
-        if not rows:
-            return queued
-        for visit_id, opted_out in rows:
-            db.session.add(
-                RedcapStatusPush(
-                    visit_id=visit_id,
-                    status="opted_out" if opted_out else "missed",
-                    queued_at=now,
-                    next_attempt_at=now,
-                )
-            )
-        db.session.flush()
-        queued += len(rows)
-
-
-def _get_state(key: str) -> Any:
-    row = db.session.get(SystemState, key)
-    return None if row is None else row.value
-
-
-def _set_state(key: str, value: Any) -> None:
-    row = db.session.get(SystemState, key)
-    if row is None:
-        db.session.add(SystemState(key=key, value=value))
-    elif row.value != value:
-        row.value = value
 
 
 def push_step(now: datetime) -> dict[str, Any]:

