@@ -356,10 +356,10 @@ def test_every_shown_required_field_is_answered_or_reported(overrides):
             assert f.name in result.errors or any(c in result.answers for c in f.columns)
 
 
-def test_messages_are_in_the_participants_language(app):
+def test_messages_are_in_the_participants_language(plain_app):
     from flask_babel import force_locale
 
-    with app.test_request_context(), force_locale("zh"):
+    with plain_app.test_request_context(), force_locale("zh"):
         errors = clean(TRIAL, dict(GOOD_TRIAL, fu_spo2="49", fu_mmrc="")).errors
     assert errors == {"fu_spo2": "请输入 50 至 100 之间的整数。", "fu_mmrc": "请回答这个问题。"}
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import logging
 
+from app.extensions import db
 from app.questionnaire import translations as tr
+from tests.conftest import build_app
 from tests.questionnaire.helpers import trial, trial_rows, wellbeing
 
 TRIAL = trial()
 
 
-def test_shipped_file_gives_chinese_labels(app):
+def test_shipped_file_gives_chinese_labels(plain_app):
     fever = TRIAL.field("fu_fever")
     assert tr.field_label(fever, "zh").startswith("自上次随访以来")
     assert tr.section_header(fever, "zh") == "自上次随访以来的症状"
@@ -21,7 +23,7 @@ def test_shipped_file_gives_chinese_labels(app):
     assert tr.instrument_label("followup_questionnaire", "zh", "Follow-up") == "随访问卷"
 
 
-def test_english_is_redcaps_text(app):
+def test_english_is_redcaps_text(plain_app):
     fever = TRIAL.field("fu_fever")
     assert tr.field_label(fever, "en") == fever.label
     assert tr.choice_label(fever, "1", "en") == "Yes"
@@ -29,7 +31,7 @@ def test_english_is_redcaps_text(app):
     assert tr.instrument_label("followup_questionnaire", "en", "Follow-up") == "Follow-up"
 
 
-def test_untranslated_fields_fall_back_to_english(app):
+def test_untranslated_fields_fall_back_to_english(plain_app):
     wb = wellbeing()
     field = wb.field("wb_mobility")
     assert tr.field_label(field, "zh") == field.label
@@ -38,17 +40,18 @@ def test_untranslated_fields_fall_back_to_english(app):
     assert tr.field_note(wb.field("wb_weight"), "zh-CN") == "kg, one decimal"
 
 
-def test_file_from_settings_and_partial_entries(tmp_path, app_factory):
+def test_file_from_settings_and_partial_entries(tmp_path):
     path = tmp_path / "zh.json"
     path.write_text(
         json.dumps({"fu_cough": {"label": "咳嗽", "choices": {"0": "", "1": "轻"}}}), encoding="utf-8"
     )
-    app = app_factory(STUDY_TRANSLATIONS_FILE=str(path))
+    app = build_app("sqlite", tmp_path, STUDY_TRANSLATIONS_FILE=str(path))
     cough = TRIAL.field("fu_cough")
     with app.app_context():
         assert tr.field_label(cough, "zh") == "咳嗽"
         assert tr.choice_label(cough, "1", "zh") == "轻"
         assert tr.choice_label(cough, "0", "zh") == "None"  # empty translation falls back
+        db.engine.dispose()
 
 
 def test_missing_or_broken_file_logs_a_warning_and_falls_back(tmp_path, caplog):
@@ -68,7 +71,7 @@ def test_missing_or_broken_file_logs_a_warning_and_falls_back(tmp_path, caplog):
     assert tr.field_label(TRIAL.field("fu_fever"), "zh", path=str(odd)) == TRIAL.field("fu_fever").label
 
 
-def test_stored_metadata_rows_are_accepted_too(app):
+def test_stored_metadata_rows_are_accepted_too(plain_app):
     rows = {r["field_name"]: r for r in trial_rows()}
     assert tr.field_label(rows["fu_cough"], "zh") == "您如何评价过去一周的咳嗽情况？"
     assert tr.choice_label(rows["fu_fever"], "0", "zh") == "否"
