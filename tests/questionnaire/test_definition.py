@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from app.questionnaire.definition import Choice, MetadataError, metadata_hash, parse_metadata
@@ -243,3 +245,11 @@ def test_values_may_be_null_or_numbers_as_some_exports_give_them():
         "form_a",
     )
     assert inst.field("q").max == "5" and inst.field("q").note == ""
+
+
+def test_trial_fixture_is_what_the_shipped_project_exports():
+    # The fixture must not drift from study/: it is the local REDCap server's export-metadata of it.
+    from devservers.redcap_project import ProjectDefinition
+
+    study = Path(__file__).resolve().parents[2] / "study"
+    assert ProjectDefinition.load(study).metadata_rows() == trial_rows()
