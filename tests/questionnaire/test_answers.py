@@ -12,7 +12,7 @@ from werkzeug.datastructures import MultiDict
 from app.questionnaire.answers import clean_answers, validate_stored
 from app.questionnaire.branching import evaluate
 from app.questionnaire.definition import parse_metadata
-from tests.questionnaire.helpers import row, trial, wellbeing
+from tests.questionnaire.helpers import row, trial, trial_rows, wellbeing, wellbeing_rows
 
 TODAY = date(2026, 11, 25)
 TRIAL = trial()
@@ -378,3 +378,37 @@ def test_branching_that_never_settles_still_stores_only_fields_whose_logic_holds
     for name in ("a", "b"):
         if name in result.answers:
             assert evaluate(inst.field(name).logic, result.answers)
+
+
+def _redcap_stand_in(rows):
+    """The local REDCap server's import validator for these rows: an independent check of our output."""
+    from devservers.redcap_project import Field
+
+    fields = [Field({k: str(v) for k, v in r.items()}) for r in rows]
+    return {col: f for f in fields for col in f.export_names()}
+
+
+_STAND_INS = {TRIAL.name: _redcap_stand_in(trial_rows()), WB.name: _redcap_stand_in(wellbeing_rows())}
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from([TRIAL, WB]), st.dictionaries(_NAMES, _VALUES, max_size=25))
+def test_the_local_redcap_server_accepts_every_cleaned_answer(inst, data):
+    from devservers.redcap_records import _value_problem
+
+    by_column = _STAND_INS[inst.name]
+    for column, value in clean(inst, data).answers.items():
+        error, _warning = _value_problem(by_column[column], column, value)
+        assert error is None, (column, error)
+
+
+def test_the_local_redcap_server_accepts_complete_submissions():
+    from devservers.redcap_records import _value_problem
+
+    wb = dict(GOOD_WB)
+    wb["wb_support____99"] = wb.pop("wb_support___-99")
+    for inst, data in ((TRIAL, GOOD_TRIAL), (WB, wb)):
+        answers = clean(inst, data).answers
+        assert len(answers) > 10
+        for column, value in answers.items():
+            assert _value_problem(_STAND_INS[inst.name][column], column, value)[0] is None, column
