@@ -9,6 +9,8 @@ cannot be reached, the text waits for the next pass instead of going out on old 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from datetime import datetime, timedelta
 
 from flask import current_app
@@ -20,6 +22,27 @@ from app.sms.checks import Decision, register_send_check
 log = logging.getLogger(__name__)
 
 CHECKED_KINDS = ("reminder", "manual")  # texts that invite to a visit; replies to STOP/HELP always go
+# After a failed re-read, later texts of the same pass wait at once instead of each waiting for
+# REDCap's timeout again (a hanging REDCap would otherwise stall the whole send pass).
+FAILURE_PAUSE_S = 60.0
+_failure_lock = threading.Lock()
+_failed_at = [float("-inf")]
+
+
+def _recently_failed() -> bool:
+    with _failure_lock:
+        return time.monotonic() - _failed_at[0] < FAILURE_PAUSE_S
+
+
+def _note_failure() -> None:
+    with _failure_lock:
+        _failed_at[0] = time.monotonic()
+
+
+def reset_failure_pause() -> None:
+    """Forget a recent REDCap failure (tests, or an operator who knows REDCap is back)."""
+    with _failure_lock:
+        _failed_at[0] = float("-inf")
 
 
 def is_stale(participant: Participant, now: datetime) -> bool:
@@ -41,9 +64,12 @@ def ensure_fresh(participant: Participant, now: datetime) -> bool:
         return True
     from app.redcap_refresh import reread_record
 
+    if _recently_failed():
+        return False
     try:
         found = reread_record(participant.record_id, now)
     except RedcapClientError as exc:
+        _note_failure()
         log.warning(
             "record %s: REDCap re-read before sending failed (%s); text waits", participant.record_id, exc
         )

@@ -36,6 +36,16 @@ class LocalRedcap:
         return [c for c in self.state.calls if c.get("content") == content and c.get("action") == action]
 
 
+@pytest.fixture(autouse=True)
+def _no_failure_pause() -> Iterator[None]:
+    """The send-time check pauses re-reads for 60 s after a failure, process-wide: start each test clean."""
+    from app.redcap_freshness import reset_failure_pause
+
+    reset_failure_pause()
+    yield
+    reset_failure_pause()
+
+
 @pytest.fixture
 def redcap() -> Iterator[LocalRedcap]:
     """The trial's project, empty, on a free loopback port; stopped after the test."""

@@ -76,33 +76,47 @@ def test_roster_sync_status_export_is_batched(truth_app, redcap):
 
 
 def test_freshness_check_defers_when_redcap_is_down_then_applies_its_facts(truth_app, redcap):
+    from app.redcap_freshness import reset_failure_pause
+
     app = truth_app()
     with app.app_context():
         now = _noon_shanghai()
-        participant = scheduled("6101", days=26)
-        redcap.state.seed_records([{**baseline_row("6101", participant.anchor_date), "study_status": "2"}])
-        visit = visit_of(participant)
-        visit.status = "open"
-        participant.roster_synced_at = now - timedelta(hours=7)  # older than ROSTER_MAX_AGE_HOURS (6)
-        db.session.commit()
-        message = pending_message(visit, due=now - timedelta(minutes=1))
+        participants = [scheduled(r, days=26) for r in ("6101", "6102")]
+        redcap.state.seed_records(
+            [{**baseline_row(p.record_id, p.anchor_date), "study_status": "2"} for p in participants]
+        )
+        messages = []
+        for participant in participants:
+            visit = visit_of(participant)
+            visit.status = "open"
+            participant.roster_synced_at = now - timedelta(hours=7)  # older than ROSTER_MAX_AGE_HOURS (6)
+            db.session.commit()
+            messages.append(pending_message(visit, due=now - timedelta(minutes=1)))
 
         redcap.state.fail("503", count=None)
+        redcap.state.clear_calls()
         summary = run_tick(now, only=["send"])
         assert not any(k.endswith(".error") for k in summary), summary
+        # The first failure pauses re-reads: the second text waits without calling REDCap again.
+        assert len(redcap.state.calls) == 1
         db.session.expire_all()
-        msg = db.session.get(OutboundMessage, message.id)
-        assert msg.status == "pending" and "REDCap unreachable" in (msg.error_message or "")
-        assert db.session.get(Participant, participant.id).status == "active"
+        for message in messages:
+            msg = db.session.get(OutboundMessage, message.id)
+            assert msg.status == "pending" and "REDCap unreachable" in (msg.error_message or "")
+            assert msg.provider_sid is None
+        assert {db.session.get(Participant, p.id).status for p in participants} == {"active"}
 
-        # REDCap is back: the next pass re-reads the record first, learns of the withdrawal, sends nothing.
+        # REDCap is back (and the 60 s pause over): the next pass re-reads each record first, learns
+        # of the withdrawals, and sends nothing.
         redcap.state.reset()
-        later = max(now + timedelta(minutes=2), msg.due_at + timedelta(seconds=1))
-        run_tick(later, only=["send"])
+        reset_failure_pause()
+        due = max(db.session.get(OutboundMessage, m.id).due_at for m in messages)
+        run_tick(max(now + timedelta(minutes=2), due + timedelta(seconds=1)), only=["send"])
         db.session.expire_all()
-        msg = db.session.get(OutboundMessage, message.id)
-        assert msg.status in ("skipped", "cancelled") and msg.provider_sid is None
-        assert db.session.get(Participant, participant.id).status == "withdrawn"
+        for message in messages:
+            msg = db.session.get(OutboundMessage, message.id)
+            assert msg.status in ("skipped", "cancelled") and msg.provider_sid is None
+        assert {db.session.get(Participant, p.id).status for p in participants} == {"withdrawn"}
 
 
 def test_fresh_roster_sends_without_calling_redcap(truth_app, redcap):
