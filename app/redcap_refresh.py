@@ -18,7 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app
-from sqlalchemy import func, or_, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 ACTOR = "system:redcap-det"
 BATCH = 200  # records per drain round: one export each
 MAX_BACKOFF = timedelta(minutes=15)
+KEEP_DONE = timedelta(days=30)  # done re-reads are kept this long as a trail, then pruned
 NOT_IN_REDCAP = "record not found in REDCap; nothing was changed or deleted here"
 
 
@@ -219,9 +220,24 @@ def _failed(record_ids: list[str], message: str, now: datetime) -> None:
     log.warning("DET re-read of %d record(s) failed, will retry: %s", len(record_ids), message[:200])
 
 
+def prune_done(now: datetime, limit: int = 1000) -> int:
+    """Delete re-reads finished more than KEEP_DONE ago (bounded per call); commits."""
+    old = db.session.scalars(
+        select(RecordRefresh.id)
+        .where(RecordRefresh.done_at.is_not(None), RecordRefresh.done_at < now - KEEP_DONE)
+        .limit(limit)
+    ).all()
+    if old:
+        db.session.execute(delete(RecordRefresh).where(RecordRefresh.id.in_(old)))
+        db.session.commit()
+    return len(old)
+
+
 def det_step(now: datetime) -> dict[str, Any]:
-    """Tick step "det": apply queued record re-reads (cheap when the queue is empty: one indexed query)."""
-    return drain(now).as_dict()
+    """Tick step "det": apply queued record re-reads (cheap when the queue is empty: indexed queries)."""
+    summary = drain(now).as_dict()
+    summary["pruned"] = prune_done(now)
+    return summary
 
 
 # ---------------------------------------------------------------- worker thread

@@ -189,3 +189,16 @@ def test_redcap_error_during_reread_is_retried_and_nothing_lost(truth_app, redca
         assert later.applied == 1
         db.session.expire_all()
         assert db.session.get(Participant, participant.id).status == "withdrawn"
+
+
+def test_det_is_csrf_exempt_and_old_trail_rows_are_pruned(truth_app, redcap):
+    app = truth_app(WTF_CSRF_ENABLED="true")
+    with app.app_context():
+        participant = scheduled("5601")
+        redcap.state.seed_records([baseline_row("5601", participant.anchor_date)])
+        assert post(app.test_client(), det_form(record="5601")).status_code == 200
+        now = utcnow()
+        assert run_tick(now, only=["det"])["det.applied"] == 1
+        assert run_tick(now + timedelta(days=31), only=["det"])["det.pruned"] == 1
+        assert _refreshes() == []
+        assert db.session.get(Participant, participant.id) is not None
