@@ -11,7 +11,8 @@ from datetime import datetime, timedelta
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import abort, current_app, g, redirect, request, session, url_for
+from flask import abort, current_app, flash, g, redirect, request, session, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, logout_user
 
 from app.models import utcnow
@@ -78,6 +79,7 @@ def guard_console() -> Any:
     if not current_user.is_active or session_expired(now, current_app.config["SESSION_IDLE_MINUTES"]):
         logout_user()
         session.pop(LAST_SEEN_KEY, None)
+        flash(_("You were signed out after a while without activity. Please sign in again."), "info")
         return redirect(
             url_for("console_auth.login", next=request.full_path if request.method == "GET" else None)
         )

@@ -6,12 +6,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from argon2 import PasswordHasher
 from flask import g
 from flask.testing import FlaskClient
 
 from app.extensions import db
-from app.models import InboundMessage, OutboundMessage, RedcapStatusPush, Submission, Visit
-from tests.factories import make_participant, make_user
+from app.models import InboundMessage, OutboundMessage, RedcapStatusPush, Submission, User, Visit
+from tests.factories import make_participant
 
 PASSWORD = "correct horse battery"
 # A fixed "now": 10:00 in Shanghai (inside the 09:00-20:00 send window).
@@ -41,10 +42,19 @@ def sign_in(client, user, password: str = PASSWORD):
     return client.post("/console/login", data={"email": user.email, "password": password})
 
 
+# Argon2id with test-sized costs: verification reads the cost from the hash, so sign-in stays real.
+_FAST_HASH = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1).hash(PASSWORD)
+
+
 @pytest.fixture
 def users(app):
     """One account per role."""
-    return {role: make_user(f"{role}@example.org", role=role) for role in ("admin", "coordinator", "viewer")}
+    made = {}
+    for role in ("admin", "coordinator", "viewer"):
+        made[role] = User(email=f"{role}@example.org", role=role, password_hash=_FAST_HASH)
+        db.session.add(made[role])
+    db.session.commit()
+    return made
 
 
 @pytest.fixture
