@@ -9,6 +9,7 @@ once, their link stops taking answers, and the console shows where the visit was
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,7 +20,9 @@ from sqlalchemy import select, update
 
 from app.extensions import db
 from app.models import Participant, Visit
-from app.redcap_exports import chunks, export_records, followup_events
+from app.redcap_exports import RedcapRejected, chunks, export_records, followup_events
+
+log = logging.getLogger(__name__)
 
 # Exports are cheap for REDCap compared with imports; 500 records a call keeps 10,000 participants
 # to 20 calls while each answer stays small (3 short columns per record and event).
@@ -153,7 +156,15 @@ def sync_followup_chunk(
     result = StatusResult()
     if not record_ids:
         return result
-    result = apply_status_rows(export_status_rows(record_ids, client=client), now, actor=actor)
+    try:
+        rows = export_status_rows(record_ids, client=client)
+    except RedcapRejected as exc:
+        # e.g. a follow-up event or field name in the settings that REDCap does not know: the roster
+        # itself still syncs; the reason is logged (REDCap's text names fields, never values).
+        log.warning("follow-up status not read for %d records: %s", len(record_ids), str(exc)[:300])
+        result.calls = 1
+        return result
+    result = apply_status_rows(rows, now, actor=actor)
     result.calls = 1
     for part in chunks(list(record_ids), 900):
         db.session.execute(

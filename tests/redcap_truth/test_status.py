@@ -111,3 +111,23 @@ def test_link_of_a_visit_completed_in_redcap_says_already_received(truth_app, re
             response = getattr(app.test_client(), method)(f"/s/{token}")
             assert response.status_code == 200
             assert 'id="received"' in response.get_data(as_text=True)
+
+
+def test_unknown_status_field_in_settings_does_not_stop_the_roster_sync(truth_app, redcap, caplog):
+    import json
+
+    from app.models import Participant
+    from app.tick import run_tick
+
+    contact = {"visit_status": "no_such_field", "invited_at": "fu_invited_at"}
+    app = truth_app(REDCAP_CONTACT_FIELDS=json.dumps(contact))
+    with app.app_context():
+        now = utcnow()
+        redcap.state.seed_records(
+            [baseline_row("2201", now.date() - timedelta(days=26)), staff_questionnaire("2201")]
+        )
+        summary = run_tick(now, only=["roster"])
+        assert "roster.error" not in summary, summary
+        participant = db.session.query(Participant).filter_by(record_id="2201").one()
+        assert all(v.status != "completed" for v in participant.visits)
+        assert "follow-up status not read" in caplog.text and "no_such_field" in caplog.text
