@@ -1,0 +1,111 @@
+"""PostgreSQL: two schedulers at once for a whole run, forced to overlap; and the database going away.
+
+Overlap: both start together (one leads, one waits); the leader is frozen with SIGSTOP mid send pass for
+longer than its lease, the standby takes over and sends, then the old leader is thawed and finishes the
+pass it was in, claiming rows beside the new leader. Only the outbox claims (FOR UPDATE SKIP LOCKED) stand
+between that and a double text, and the provider must count each reminder exactly once.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+from collections import Counter
+
+import pytest
+from sqlalchemy import func, select
+
+from app.extensions import db
+from app.models import OutboundMessage, SchedulerLease, utcnow
+from devservers.runner import serve_in_thread
+from devservers.twilio_api import TwilioState, create_twilio_app
+from tests.conftest import build_app
+from tests.scheduler.harness import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    SchedulerProcess,
+    add_due_reminders,
+    scheduler_env,
+    twilio_settings,
+    wait_until,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
+
+@pytest.fixture
+def twilio():
+    state = TwilioState({ACCOUNT_SID: AUTH_TOKEN}, callbacks_enabled=False, hang_seconds=1.0)
+    handle = serve_in_thread(create_twilio_app(state=state))
+    yield state, handle.url
+    state.close()
+    handle.stop()
+
+
+@pytest.fixture
+def pg_app(tmp_path, twilio):
+    """An app on this run's PostgreSQL test database (skips without PostgreSQL), emptied afterwards."""
+    settings = {**twilio_settings(twilio[1]), "SMS_RATE_PER_SECOND": "60"}
+    app = build_app("postgres", tmp_path, **settings)
+    app.config["FAULT_SETTINGS"] = settings
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.drop_all()
+        db.engine.dispose()
+
+
+def _leader_pid() -> int | None:
+    db.session.remove()
+    lease = db.session.get(SchedulerLease, "scheduler")
+    if lease is None or lease.expires_at <= utcnow():
+        return None
+    return int(lease.owner.split(":")[-2])
+
+
+def _open_rows() -> int:
+    db.session.remove()
+    return db.session.scalar(
+        select(func.count())
+        .select_from(OutboundMessage)
+        .where(OutboundMessage.status.in_(("pending", "sending")))
+    )
+
+
+def test_two_schedulers_overlapping_on_postgres_send_each_reminder_once(tmp_path, twilio, pg_app):
+    state, _ = twilio
+    app = pg_app
+    with app.app_context():
+        phones = add_due_reminders(300, utcnow())
+    env = scheduler_env(
+        app.config["SQLALCHEMY_DATABASE_URI"], tmp_path / "instance", **app.config["FAULT_SETTINGS"]
+    )
+    first = SchedulerProcess(env, tmp_path / "a.log").start()
+    second = SchedulerProcess(env, tmp_path / "b.log").start()
+    procs = {first.pid: first, second.pid: second}
+    try:
+        with app.app_context():
+            assert wait_until(lambda: len(state.messages) >= 40, 20), first.log()[-2000:]
+            leader = procs[_leader_pid()]
+            standby = second if leader is first else first
+            leader.signal(signal.SIGSTOP)  # frozen mid-pass, lease running out
+            frozen_at = len(state.messages)
+            assert wait_until(lambda: _leader_pid() == standby.pid, 6), standby.log()[-2000:]
+            assert wait_until(lambda: len(state.messages) >= frozen_at + 20, 10)  # the standby sends
+            leader.signal(signal.SIGCONT)  # the old leader wakes inside its send pass
+            assert wait_until(lambda: len(state.messages) >= len(phones) and _open_rows() == 0, 40), (
+                f"{len(state.messages)} sent\n{leader.log()[-2000:]}\n{standby.log()[-2000:]}"
+            )
+            db.session.remove()
+        assert first.terminate() == 0 and second.terminate() == 0
+    finally:
+        first.stop_quietly()
+        second.stop_quietly()
+    assert state.duplicates() == []
+    assert Counter(m.to for m in state.messages) == Counter(phones)
+    # Both really sent (each process's send passes report what they sent).
+    sent_by = {
+        proc.pid: sum(int(n) for n in re.findall(r"send\.sent=(\d+)", proc.log())) for proc in procs.values()
+    }
+    assert all(sent_by.values()) and sum(sent_by.values()) == len(phones), sent_by
+    assert "another scheduler holds the lease" in leader.log() + standby.log()
