@@ -10,9 +10,9 @@ SID; every one is kept, and statuses only move forward.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app import audit
 from app.extensions import db
@@ -82,23 +82,49 @@ def apply_pending_events(msg: OutboundMessage, now: datetime) -> None:
         event.applied = True
 
 
+def apply_orphan_events(now: datetime) -> int:
+    """Apply callbacks that lost the race with their SID's commit (both sides missed each other); commits."""
+    rows = db.session.execute(
+        select(SmsStatusEvent, OutboundMessage)
+        .join(OutboundMessage, OutboundMessage.provider_sid == SmsStatusEvent.provider_sid)
+        .where(SmsStatusEvent.applied.is_(False), SmsStatusEvent.received_at > now - timedelta(days=2))
+        .order_by(SmsStatusEvent.id)
+    ).all()
+    for event, msg in rows:
+        apply_status(msg, event.status, event.error_code, now)
+        event.applied = True
+    db.session.commit()
+    return len(rows)
+
+
 def apply_status(msg: OutboundMessage, provider_status: str, error_code: str | None, now: datetime) -> None:
-    """Move `msg` forward to the reported status (never back), keeping the error code."""
+    """Move `msg` forward to the reported status (never back), keeping the error code.
+
+    One conditional UPDATE decides, so two callbacks (or a callback and a late sweep) racing on
+    the same row cannot put an older status over a newer one on either database.
+    """
     new = our_status(provider_status)
-    if new is None or msg.status in ("skipped", "cancelled"):
+    if new is None:
         return
-    current = RANK.get(msg.status, 0)
-    if RANK[new] < current or (RANK[new] == current == 4):
-        return  # late or repeated callback: the text already moved on
-    msg.status = new
+    lower = [status for status, rank in RANK.items() if rank < RANK[new]]
+    values: dict = {"status": new, "updated_at": now}
+    code = int(error_code) if error_code else None
     if new in ("undelivered", "failed"):
-        code = int(error_code) if error_code else None
-        msg.error_code = error_code
-        msg.error_message = ERROR_TEXT.get(code or 0, f"delivery failed ({provider_status})")
-        if code:
-            apply_error_effects(msg, code, now)
-        elif msg.kind == "redflag_alert":
-            log.error("on-call alert %s was not delivered", msg.id)
+        values["error_code"] = error_code
+        values["error_message"] = ERROR_TEXT.get(code or 0, f"delivery failed ({provider_status})")
+    changed = db.session.execute(
+        update(OutboundMessage)
+        .where(OutboundMessage.id == msg.id, OutboundMessage.status.in_(lower))
+        .values(**values),
+        execution_options={"synchronize_session": False},
+    ).rowcount
+    db.session.expire(msg, ["status", "error_code", "error_message", "updated_at"])
+    if changed != 1 or new not in ("undelivered", "failed"):
+        return
+    if code:
+        apply_error_effects(msg, code, now)
+    elif msg.kind == "redflag_alert":
+        log.error("on-call alert %s was not delivered", msg.id)
 
 
 def _participants_on(msg: OutboundMessage) -> list[Participant]:

@@ -66,8 +66,10 @@ def matches(msg: OutboundMessage, record: SentRecord, body: str | None = None) -
 
 def reconcile_stuck(now: datetime) -> dict[str, int]:
     """Resolve rows stuck in `sending`; commits. Returns counts adopted / released / waiting."""
+    from app.sms.delivery import apply_orphan_events
     from app.sms.sender import record_accepted
 
+    orphans = apply_orphan_events(now)
     cutoff = now - stuck_after()
     ids = list(
         db.session.scalars(
@@ -76,7 +78,7 @@ def reconcile_stuck(now: datetime) -> dict[str, int]:
             )
         )
     )
-    counts = {"adopted": 0, "released": 0, "waiting": 0}
+    counts = {"adopted": 0, "released": 0, "waiting": 0, "late_callbacks": orphans}
     if not ids:
         return counts
     provider = get_provider()

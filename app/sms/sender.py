@@ -299,6 +299,7 @@ def send_due(now: datetime, stop: threading.Event | None = None) -> dict[str, in
         with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sms-send") as pool:
             for future in [pool.submit(run, i) for i in range(threads)]:
                 future.result()
+    delivery.apply_orphan_events(now + timedelta(seconds=time.monotonic() - started))
     summary = {
         "sent": counts["sent"] + counts["caught_up"],
         "caught_up": counts["caught_up"],

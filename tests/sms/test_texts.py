@@ -16,7 +16,10 @@ PARAMS = {"visit_key": "month_6", "link": LONGEST_LINK, "record": "NCT04346368-0
 def texts_app(tmp_path_factory):
     """Texts need an app (catalogues, settings) but no database: one SQLite app for the module."""
     app = build_app(
-        "sqlite", tmp_path_factory.mktemp("texts"), STUDY_SHORT_NAME="MSC-COVID", STUDY_PHONE="+86 20 8306 2000"
+        "sqlite",
+        tmp_path_factory.mktemp("texts"),
+        STUDY_SHORT_NAME="MSC-COVID",
+        STUDY_PHONE="+86 20 8306 2000",
     )
     with app.app_context():
         yield app
@@ -45,7 +48,18 @@ def test_chinese_comes_from_the_catalogue(texts_app, template):
 
 
 def test_texts_carry_no_health_information_or_arm(texts_app):
-    forbidden = ["covid", "stem cell", "msc group", "placebo", "randomi", "arm", "diagnos", "spo2", "干细胞", "安慰剂"]
+    forbidden = [
+        "covid",
+        "stem cell",
+        "msc group",
+        "placebo",
+        "randomi",
+        "arm",
+        "diagnos",
+        "spo2",
+        "干细胞",
+        "安慰剂",
+    ]
     for template in TEMPLATES:
         for language in ("en", "zh"):
             body = render(template, language, **PARAMS).lower().replace("msc-covid", "")
