@@ -52,7 +52,9 @@ def secret_ok(given: str | None) -> bool:
 @limiter.limit(_det_limit)
 def redcap_det() -> Response:
     """Check secret, project and record; queue a re-read; answer at once."""
-    if not secret_ok(request.args.get("secret")):
+    # `?secret=` is the documented form; `?token=` is accepted too. A query string, not a path segment:
+    # the access log drops query strings, so the secret never lands in a log.
+    if not secret_ok(request.args.get("secret") or request.args.get("token")):
         log.warning("DET post refused: missing or wrong secret")
         return _text("forbidden", 403)
     expected_project = str(current_app.config.get("REDCAP_PROJECT_ID") or "").strip()

@@ -93,6 +93,8 @@ def test_valid_post_answers_at_once_and_dedupes_while_pending(truth_app, redcap)
         for _ in range(3):
             response = post(client, det_form())
             assert response.status_code == 200 and response.get_data(as_text=True).strip() == "queued"
+        alias = client.post(f"/redcap/det?token={DET_SECRET}", data=det_form())
+        assert alias.status_code == 200
         rows = _refreshes()
         assert len(rows) == 1 and rows[0].record_id == "5001" and rows[0].done_at is None
         assert redcap.state.calls == []
