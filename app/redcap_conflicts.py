@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,7 +25,9 @@ from sqlalchemy import select
 from app import audit
 from app.extensions import db
 from app.models import ConflictDecision, Participant, Submission, Visit
-from app.redcap_exports import export_records, questionnaire_fields
+from app.redcap_exports import RedcapRejected, export_records, questionnaire_fields
+
+log = logging.getLogger(__name__)
 
 ALREADY_PUSHED = (
     "pushed to REDCap once already; never pushed again over REDCap's current data (see reconcile)"
@@ -295,7 +298,17 @@ def pre_push_check(items: Sequence[Any], client: Any, now: datetime) -> set[int]
     if not ids:
         return set()
     submissions = list(db.session.scalars(select(Submission).where(Submission.id.in_(ids))).all())
-    result = check_batch(submissions, now, client=client)
+    try:
+        result = check_batch(submissions, now, client=client)
+    except RedcapRejected as exc:
+        # Without the check nobody can tell whether staff data is there: hold the batch (still pending,
+        # retried next pass) and say why, instead of importing blind or stopping the status pushes.
+        message = f"not pushed: REDCap refused the check for staff data: {str(exc)[:300]}"
+        for submission in submissions:
+            submission.last_error = message
+        log.warning("conflict check refused by REDCap for %d submissions; held", len(submissions))
+        db.session.flush()
+        return set(ids)
     held = {s.id for s in result.conflicts}
     for submission in result.skipped:
         if submission.sync_status == "pending":  # re-queued although pushed once: put it back, untouched

@@ -193,3 +193,21 @@ def test_push_pass_holds_staff_entered_visit_as_conflict(truth_app, redcap):
         run_tick(utcnow(), only=["push"])
         assert redcap.calls("record", "import") == []
         assert redcap.state.records(records=["4502"]) == before
+
+
+def test_check_refused_by_redcap_holds_the_batch_instead_of_importing_blind(truth_app, redcap, monkeypatch):
+    import app.redcap_conflicts as conflicts
+    from app.tick import run_tick
+
+    app = truth_app()
+    with app.app_context():
+        assert "metadata.error" not in run_tick(utcnow(), only=["metadata"])
+        submission = submitted(scheduled("4601"))
+        monkeypatch.setattr(conflicts, "questionnaire_fields", lambda: ["no_such_field"])
+        summary = run_tick(utcnow(), only=["push"])
+        assert "push.error" not in summary, summary
+        db.session.expire_all()
+        held = db.session.get(Submission, submission.id)
+        assert held.sync_status == "pending" and "refused the check" in held.last_error
+        assert redcap.calls("record", "import") == []
+        assert redcap.state.value("4601", "fu_mmrc", "week_4_arm_1") == ""
