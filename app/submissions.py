@@ -15,7 +15,6 @@ from typing import Any
 
 import phonenumbers
 from flask import current_app
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app import audit
@@ -72,11 +71,6 @@ def oncall_numbers() -> list[str]:
     return numbers
 
 
-def _already_received(visit: Visit) -> bool:
-    existing = db.session.scalar(select(Submission.id).where(Submission.visit_id == visit.id))
-    return existing is not None
-
-
 def accept_submission(
     link: SurveyLink,
     answers: Mapping[str, str],
@@ -94,7 +88,9 @@ def accept_submission(
     transaction and returns `already_received` instead of raising when the visit has an answer.
     """
     visit = link.visit
-    if visit.status == "completed" or _already_received(visit):
+    # A submission always completes its visit in the same transaction; a visit reopened by hand
+    # with its answers still stored is caught by the unique visit_id below.
+    if visit.status == "completed":
         return SubmissionOutcome(ALREADY_RECEIVED)
     reasons = red_flag_reasons(answers, columns)
     submission = Submission(
@@ -112,13 +108,14 @@ def accept_submission(
     try:
         db.session.add(submission)
         db.session.flush()  # the unique visit_id speaks here when two submits race
+        submission_id, visit_id = submission.id, visit.id  # read before the commit expires them
         complete_visit(visit, "questionnaire", now, actor)
         link.used_at = now
         audit.record(
             actor,
             "submission.accepted",
             visit=visit,
-            submission_id=submission.id,
+            submission_id=submission_id,
             language=language,
             red_flag=bool(reasons),
         )
@@ -127,8 +124,8 @@ def accept_submission(
     except IntegrityError:
         db.session.rollback()
         return SubmissionOutcome(ALREADY_RECEIVED)
-    log.info("submission %s accepted for visit %s", submission.id, visit.id)
-    return SubmissionOutcome(ACCEPTED, submission.id, reasons, alerts)
+    log.info("submission %s accepted for visit %s", submission_id, visit_id)
+    return SubmissionOutcome(ACCEPTED, submission_id, reasons, alerts)
 
 
 def _plan_alerts(submission: Submission, visit: Visit, now: datetime, actor: str) -> int:

@@ -11,7 +11,7 @@ from werkzeug.exceptions import TooManyRequests
 from app.extensions import limiter
 from app.models import utcnow
 from app.patient import bp, flow
-from app.questionnaire.form_builder import UNANSWERED, logic_map
+from app.questionnaire.form_builder import UNANSWERED
 from app.questionnaire.translations import instrument_label
 
 
@@ -33,15 +33,20 @@ def _invalid() -> tuple[str, int]:
     return _message("invalid", 404)
 
 
-def _form_page(page: flow.Page, status: int = 200, expired: bool = False):
-    name = page.form.instrument.name
+def _form_page(page: flow.Page | None, definition, status: int = 200, expired: bool = False, today=None):
+    """The questionnaire page: the blank form from the cache, a form with answers rendered afresh."""
+    questions_html = logic = None
+    if page is None:
+        questions_html, logic = flow.blank_form_html(definition, g.locale, today)
+    else:
+        logic = flow.logic_json(definition)
     return (
         render_template(
             "patient/questionnaire.html",
-            title=instrument_label(name, g.locale, default=_("Follow-up questionnaire")),
+            title=instrument_label(definition.name, g.locale, default=_("Follow-up questionnaire")),
             page=page,
-            logic=logic_map(page.form.instrument),
-            lang=g.locale,
+            questions_html=questions_html,
+            logic=logic,
             unanswered_name=UNANSWERED,
             session_expired=expired,
         ),
@@ -59,17 +64,17 @@ def questionnaire(token: str):
     if ctx.state == flow.INVALID:
         return _invalid()
     if ctx.state == flow.RECEIVED:
-        return _message("received", 200, red_flag=flow.visit_red_flag(ctx.visit))
+        return _message("received", 200, red_flag=flow.visit_red_flag(ctx))
     definition = flow.instrument()
     if definition is None:
         return _message("unavailable", 503)
     if request.method == "GET":
-        return _form_page(flow.blank_page(definition, g.locale, flow.local_today(ctx, now)))
+        return _form_page(None, definition, today=flow.local_today(ctx, now))
     page = flow.submit(ctx, definition, request.form, g.locale, now)
     if page.outcome is None:
-        return _form_page(page)
+        return _form_page(page, definition)
     if not page.outcome.accepted:
-        return _message("received", 200, red_flag=flow.visit_red_flag(ctx.visit))
+        return _message("received", 200, red_flag=flow.visit_red_flag(ctx))
     return _message("thanks", 200, red_flag=page.outcome.red_flag)
 
 
@@ -86,7 +91,7 @@ def csrf_failed(exc: CSRFError):
     if definition is None:
         return _message("unavailable", 503)
     form = flow.QuestionnaireForm(definition, g.locale, request.form, flow.local_today(ctx, now))
-    return _form_page(flow.Page(form, form.questions()), status=400, expired=True)
+    return _form_page(flow.Page(form, form.questions()), definition, status=400, expired=True)
 
 
 @bp.errorhandler(TooManyRequests)

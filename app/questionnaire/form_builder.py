@@ -8,6 +8,8 @@ The form renders and keeps typed answers; `answers.clean_answers` stays the judg
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -146,6 +148,30 @@ def _wtf_fields(fdef: FieldDef, lang: str) -> list[tuple[str, Field]]:
     return [(fdef.name, StringField(label))]
 
 
+_unbound: OrderedDict[tuple[str, str, str], tuple[Any, list[tuple[str, Field]]]] = OrderedDict()
+_lock = threading.Lock()
+
+
+def unbound_fields(instrument: InstrumentDef, lang: str) -> list[tuple[str, Field]]:
+    """The instrument's unbound WTForms fields in `lang`, built once per version, language and
+    translation file content (WTForms binds a fresh copy to every form)."""
+    texts = tr.load_translations()
+    key = (instrument.name, instrument.version_hash, lang)
+    with _lock:
+        hit = _unbound.get(key)
+    if hit is not None and hit[0] is texts:
+        return hit[1]
+    fields: list[tuple[str, Field]] = []
+    for fdef in instrument.fields:
+        fields.extend(_wtf_fields(fdef, lang))
+    with _lock:
+        _unbound[key] = (texts, fields)
+        _unbound.move_to_end(key)
+        while len(_unbound) > 32:
+            _unbound.popitem(last=False)
+    return fields
+
+
 class QuestionnaireForm(BaseForm):
     """A run-time WTForms form over REDCap column names (BaseForm, so a field may be called `data`)."""
 
@@ -159,10 +185,7 @@ class QuestionnaireForm(BaseForm):
         self.instrument = instrument
         self.lang = lang
         self.today = today or date.today()
-        fields: list[tuple[str, Field]] = []
-        for fdef in instrument.fields:
-            fields.extend(_wtf_fields(fdef, lang))
-        super().__init__(fields, prefix="")
+        super().__init__(unbound_fields(instrument, lang), prefix="")
         data = None if formdata is None else _multidict(formdata)
         self.process(data)
         self.submitted = data is not None

@@ -146,4 +146,3 @@ def app_factory_csrf(app_factory):
     with app.app_context():
         save_metadata(load_metadata("trial_project"), TRIAL, utcnow())
         yield app
-
