@@ -63,10 +63,15 @@ def pending_count() -> int:
     return db.session.scalar(select(func.count(RecordRefresh.id)).where(RecordRefresh.done_at.is_(None))) or 0
 
 
+def is_pending(record_id: str) -> bool:
+    """Whether a re-read of `record_id` is already waiting."""
+    found = db.session.scalar(select(RecordRefresh.id).where(RecordRefresh.pending_record == record_id))
+    return found is not None
+
+
 def enqueue(record_id: str, now: datetime, source: str = "det") -> bool:
     """Queue a re-read of `record_id` unless one is already pending; commits. Returns whether it was new."""
-    exists = db.session.scalar(select(RecordRefresh.id).where(RecordRefresh.pending_record == record_id))
-    if exists is not None:
+    if is_pending(record_id):
         return False
     db.session.add(
         RecordRefresh(

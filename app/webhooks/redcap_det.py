@@ -22,7 +22,7 @@ from sqlalchemy import select
 from app import redcap_conflicts, redcap_freshness  # noqa: F401
 from app.extensions import csrf, db, limiter
 from app.models import Participant, utcnow
-from app.redcap_refresh import enqueue, kick_worker, pending_count
+from app.redcap_refresh import enqueue, is_pending, kick_worker, pending_count
 from app.webhooks import bp
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,8 @@ def redcap_det() -> Response:
     if known is None:
         log.info("DET post refused: record not followed by this service")
         return _text("forbidden: unknown record", 403)
+    if is_pending(record):
+        return _text("queued", 200)  # the waiting re-read will see this change too
     if pending_count() >= current_app.config["REDCAP_DET_MAX_PENDING"]:
         return _text("too many re-reads queued; try again later", 429)
     enqueue(record, utcnow())
