@@ -29,4 +29,4 @@ def _guard():
     return guard_console()
 
 
-from app.console import conflicts, reconcile, routes  # noqa: E402,F401  (conflicts, reconcile: REDCap pages)
+from app.console import conflicts, reconcile, routes, user_routes  # noqa: E402,F401  (conflicts, reconcile: REDCap pages)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Flask
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
@@ -46,8 +48,25 @@ def current_locale() -> str:
     return str(get_locale() or "en")
 
 
+def local_time(value: Any, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """A UTC instant shown in the study's time zone (coordinators work in the hospital's time)."""
+    if value is None:
+        return "—"
+    from app.study_plan import study_zone
+
+    return value.astimezone(study_zone()).strftime(fmt)
+
+
+def actor_name(value: str | None, names: dict[str, str] | None = None) -> str:
+    """`user:3` as the account's e-mail when known; system actors as they are."""
+    if not value:
+        return "—"
+    return (names or {}).get(value, value)
+
+
 def install(app: Flask) -> None:
     """Make the label helpers available to every console template."""
     from app.models import utcnow
 
     app.jinja_env.globals.update(status_label=status_label, current_locale=current_locale, now_utc=utcnow)
+    app.jinja_env.filters.update(local=local_time, actor=actor_name)

@@ -21,8 +21,7 @@ from flask_login import current_user
 from sqlalchemy import func, select
 from wtforms.fields.choices import SelectChoice
 
-from app.accounts import AccountError, create_user
-from app.console import actions, bp, useradmin
+from app.console import actions, bp
 from app.console.auth import safe_next
 from app.console.export import VisitFilters, csv_rows, visit_query
 from app.console.forms import (
@@ -30,9 +29,6 @@ from app.console.forms import (
     ReasonForm,
     ReminderForm,
     ReopenForm,
-    UserActiveForm,
-    UserCreateForm,
-    UserRoleForm,
     VisitFilterForm,
 )
 from app.console.overview import completions_svg, visit_counts, weekly_completions
@@ -40,7 +36,7 @@ from app.console.participant_view import build_page, mask_phone
 from app.console.permissions import require_role
 from app.console.worklist import build_worklist
 from app.extensions import db
-from app.models import Participant, RedcapStatusPush, Submission, User, Visit, utcnow
+from app.models import Participant, RedcapStatusPush, Submission, Visit, utcnow
 from app.study_plan import send_window, study_zone, visit_plan
 
 PAGE_SIZE = 100
@@ -343,78 +339,3 @@ def opt_in(participant_id: int):
         lambda p, reason: actions.opt_back_in(p, utcnow(), _actor(), reason),
         _("Participant opted back in to texts."),
     )
-
-
-# --- user administration ----------------------------------------------------------------------
-
-
-@bp.route("/users", methods=["GET", "POST"])
-@require_role("admin")
-def users():
-    form = UserCreateForm()
-    status = 200
-    if request.method == "POST":
-        if form.validate_on_submit():
-            try:
-                create_user(form.email.data, form.password.data, form.role.data, actor=_actor())
-                db.session.commit()
-                flash(_("Account created."), "success")
-                return redirect(url_for("console.users"), 303)
-            except AccountError as exc:
-                db.session.rollback()
-                flash(str(exc), "error")
-                status = 409
-        else:
-            status = 400
-    accounts = db.session.scalars(select(User).order_by(User.email)).all()
-    return render_template(
-        "console/users.html",
-        form=form,
-        accounts=accounts,
-        role_form=UserRoleForm(),
-        active_form=UserActiveForm(),
-    ), status
-
-
-@bp.post("/users/<int:user_id>/role")
-@require_role("admin")
-def user_role(user_id: int):
-    form = UserRoleForm()
-    user = _locked(User, user_id)
-    back = url_for("console.users")
-    return _run_action(
-        form,
-        lambda: useradmin.change_role(user, form.role.data, utcnow(), _actor()),
-        back,
-        _("Role changed."),
-    )
-
-
-@bp.post("/users/<int:user_id>/active")
-@require_role("admin")
-def user_active(user_id: int):
-    form = UserActiveForm()
-    user = _locked(User, user_id)
-    back = url_for("console.users")
-    return _run_action(
-        form,
-        lambda: useradmin.set_active(user, form.active.data == "1", utcnow(), _actor()),
-        back,
-        _("Account updated."),
-    )
-
-
-@bp.app_template_filter("local")
-def local_time(value: Any, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    """A UTC instant shown in the study's time zone (coordinators work in the hospital's time)."""
-    if value is None:
-        return "—"
-    return value.astimezone(study_zone()).strftime(fmt)
-
-
-@bp.app_template_filter("actor")
-def actor_name(value: str | None, names: dict[str, str] | None = None) -> str:
-    """`user:3` as the account's e-mail when known; system actors as they are."""
-    if not value:
-        return "—"
-    return (names or {}).get(value, value)
