@@ -85,7 +85,11 @@ def _participant_url(participant_id: int, anchor: str | None = None) -> str:
 def worklist():
     work = build_worklist(utcnow())
     return render_template(
-        "console/worklist.html", work=work, ack_form=AcknowledgeForm(), retry_form=ReasonForm()
+        "console/worklist.html",
+        work=work,
+        ack_form=AcknowledgeForm(),
+        retry_form=ReasonForm(),
+        remind_form=ReminderForm(),
     )
 
 

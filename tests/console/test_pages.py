@@ -170,3 +170,13 @@ def test_visit_table_filters(as_role, study):
     start = (NOW + timedelta(days=140)).date().isoformat()
     assert set(shown(f"?date_from={start}")) == {"CL-002", "MS-003"}
     assert "MS-003" not in shown(f"?date_to={(NOW - timedelta(days=20)).date().isoformat()}")
+
+
+def test_work_list_rows_carry_their_action_for_coordinators(as_role, study):
+    html = as_role("coordinator").get("/console/").data.decode()
+    assert f'action="/console/submissions/{study.red_flag_submission}/acknowledge"' in html
+    assert f'action="/console/visits/{study.closing_visit}/remind"' in html
+    assert f'action="/console/submissions/{study.failed_submission}/retry"' in html
+    assert f'action="/console/status-pushes/{study.failed_status_push}/retry"' in html
+    viewer = as_role("viewer").get("/console/").data.decode()
+    assert 'method="post" action="/console/visits' not in viewer and "/acknowledge" not in viewer
