@@ -1,0 +1,56 @@
+"""`flask --app wsgi sms test PHONE` and `tick` with the SMS steps, through the real CLI runner."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import OutboundMessage
+from tests.sms.conftest import NOW, open_visit
+
+
+def test_sms_test_sends_one_text_through_twilio(twilio_server):
+    result = twilio_server.app.test_cli_runner().invoke(args=["sms", "test", "138 0013 8123"])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("\n") == 1 and "sent test SMS to +***********23 via twilio: SM" in result.output
+    (message,) = twilio_server.state.messages
+    assert message.to == "+8613800138123" and "test message" in message.body
+    assert db.session.scalar(select(OutboundMessage.kind)) == "test"
+
+
+def test_sms_test_refuses_a_bad_number_and_sends_nothing(twilio_server):
+    result = twilio_server.app.test_cli_runner().invoke(args=["sms", "test", "12345"])
+    assert result.exit_code != 0 and "not a valid number" in result.output
+    assert twilio_server.state.messages == []
+
+
+def test_sms_test_reports_a_refusal(twilio_server):
+    twilio_server.state.set_outcome("+8613800138124", create_error=21610)
+    result = twilio_server.app.test_cli_runner().invoke(args=["sms", "test", "+8613800138124"])
+    assert result.exit_code != 0 and "not sent" in result.output and "21610" in result.output
+
+
+def test_console_backend_prints_the_full_text_and_logs_it_masked(app_factory, capsys, caplog):
+    app = app_factory(SMS_BACKEND="console")
+    app.config["TESTING"] = False  # the console prints only outside tests; make it print here
+    with app.app_context():
+        participant, _ = open_visit()
+        from app.tick import run_tick
+
+        summary = run_tick(NOW, only=["sweep", "plan", "reconcile", "send"])
+        assert summary["send.sent"] == 1
+        out = capsys.readouterr().out
+        assert participant.phone_e164 in out and "/s/" in out  # a newcomer can open the link
+        logged = " ".join(r.getMessage() for r in caplog.records)
+        assert participant.phone_e164 not in logged and "/s/" not in logged
+        result = app.test_cli_runner().invoke(args=["sms", "test", "+8613800138555"])
+        assert result.exit_code == 0 and "via console" in result.output
+        db.session.remove()
+
+
+def test_tick_command_runs_the_sms_steps(twilio_server):
+    open_visit()
+    result = twilio_server.app.test_cli_runner().invoke(args=["tick", "--now", NOW.isoformat()])
+    assert result.exit_code == 0, result.output
+    assert "plan.planned=1" in result.output and "send.sent=1" in result.output
+    assert len(twilio_server.state.messages) == 1
