@@ -29,12 +29,14 @@ _failure_lock = threading.Lock()
 _failed_at = [float("-inf")]
 
 
-def _recently_failed() -> bool:
+def recently_failed() -> bool:
+    """Whether a REDCap re-read failed less than FAILURE_PAUSE_S ago in this process."""
     with _failure_lock:
         return time.monotonic() - _failed_at[0] < FAILURE_PAUSE_S
 
 
-def _note_failure() -> None:
+def note_failure() -> None:
+    """Remember that REDCap just failed a re-read (pauses further re-reads for FAILURE_PAUSE_S)."""
     with _failure_lock:
         _failed_at[0] = time.monotonic()
 
@@ -64,12 +66,12 @@ def ensure_fresh(participant: Participant, now: datetime) -> bool:
         return True
     from app.redcap_refresh import reread_record
 
-    if _recently_failed():
+    if recently_failed():
         return False
     try:
         found = reread_record(participant.record_id, now)
     except RedcapClientError as exc:
-        _note_failure()
+        note_failure()
         log.warning(
             "record %s: REDCap re-read before sending failed (%s); text waits", participant.record_id, exc
         )

@@ -239,10 +239,29 @@ def prune_done(now: datetime, limit: int = 1000) -> int:
 
 
 def det_step(now: datetime) -> dict[str, Any]:
-    """Tick step "det": apply queued record re-reads (cheap when the queue is empty: indexed queries)."""
+    """Tick step "det", run before every send pass: apply queued re-reads, then re-read the follow-up
+    status of the visits open now, so nobody is texted for a visit already entered in REDCap."""
     summary = drain(now).as_dict()
     summary["pruned"] = prune_done(now)
+    summary["open_completed"] = _refresh_open(now)
     return summary
+
+
+def _refresh_open(now: datetime) -> int:
+    from app.redcap_freshness import note_failure, recently_failed
+    from app.redcap_status import refresh_open_visits
+
+    if not current_app.config.get("REDCAP_API_TOKEN") or recently_failed():
+        return 0  # no REDCap configured, or it failed a moment ago: the send-time check still guards
+    try:
+        result = refresh_open_visits(now, actor=ACTOR)
+    except RedcapClientError as exc:
+        db.session.rollback()
+        note_failure()
+        log.warning("follow-up status of open visits not read before sending: %s", str(exc)[:200])
+        return 0
+    db.session.commit()
+    return len(result.completed)
 
 
 # ---------------------------------------------------------------- worker thread

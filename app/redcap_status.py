@@ -171,3 +171,26 @@ def sync_followup_chunk(
             update(Participant).where(Participant.record_id.in_(part)).values(roster_synced_at=now)
         )
     return result
+
+
+def refresh_open_visits(now: datetime, actor: str = "system:redcap") -> StatusResult:
+    """Before each send pass: the follow-up status of every participant whose visit window is open now.
+
+    The roster sync runs every 15 minutes; this closes the gap for the only visits that can be texted,
+    at one export per 500 such participants. Raises the REDCap client's exceptions.
+    """
+    record_ids = db.session.scalars(
+        select(Participant.record_id)
+        .join(Visit, Visit.participant_id == Participant.id)
+        .where(
+            Visit.status.in_(OPEN_STATES),
+            Visit.opens_at <= now,
+            Visit.closes_at > now,
+            Participant.status == "active",
+        )
+        .distinct()
+        .order_by(Participant.record_id)
+    ).all()
+    if not record_ids:
+        return StatusResult()
+    return refresh_followup_status(now, record_ids, actor=actor)

@@ -133,3 +133,29 @@ def test_fresh_roster_sends_without_calling_redcap(truth_app, redcap):
         db.session.expire_all()
         assert db.session.get(OutboundMessage, message.id).status in SENT
         assert redcap.state.calls == []
+
+
+def test_visit_entered_in_redcap_after_the_roster_sync_is_caught_before_the_same_ticks_send(
+    truth_app, redcap
+):
+    """Roster synced first; staff then enter the visit in REDCap; one full `tick` sends nothing for it."""
+    app = truth_app()
+    with app.app_context():
+        now = _noon_shanghai()
+        discharge = now.date() - timedelta(days=26)
+        redcap.state.seed_records([baseline_row("6301", discharge), baseline_row("6302", discharge)])
+        assert "roster.error" not in run_tick(now, only=["roster"])
+        redcap.state.seed_records([staff_questionnaire("6301")])  # entered between two passes
+
+        result = app.test_cli_runner().invoke(args=["tick", "--now", now.isoformat()])
+        assert result.exit_code == 0, result.output
+        assert "det.open_completed=1" in result.output
+        assert [m for m in _messages("6301") if m.status in SENT] == []
+        assert _messages("6302") and all(m.status in SENT for m in _messages("6302"))
+        week4 = (
+            db.session.query(Visit)
+            .join(Participant)
+            .filter(Participant.record_id == "6301", Visit.visit_key == "week_4")
+            .one()
+        )
+        assert week4.status == "completed" and week4.completed_via == "redcap"
