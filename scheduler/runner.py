@@ -137,6 +137,7 @@ class SchedulerRunner:
         # APScheduler logs every run at INFO ("Running job…", "executed successfully"): noise every few
         # seconds. Failures and missed runs are WARNING and still come through.
         logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)
+        logging.getLogger("apscheduler.scheduler").setLevel(logging.WARNING)  # "Added job…" ×5 at start
 
     # --- the jobs ---------------------------------------------------------------------------
     def heartbeat(self) -> bool:

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 WEB_PORT = int(os.environ.get("WEB_PORT", "5000"))
 REDCAP_PORT = int(os.environ.get("REDCAP_PORT", "8081"))
-DEV_REDCAP_TOKEN = "DEV0123456789ABCDEF0123456789ABCD"  # noqa: S105 - the local fake's token, not a secret
+DEV_REDCAP_TOKEN = "DEV0123456789ABCDEF0123456789ABC"  # noqa: S105 - the local fake's token (32 characters, like REDCap's), not a secret
 
 
 def _env() -> dict[str, str]:
