@@ -268,13 +268,20 @@ def _refresh_open(now: datetime) -> int:
 
 _worker_lock = threading.Lock()
 _workers: dict[int, threading.Thread] = {}
+_more: set[int] = set()  # apps with posts queued since their worker last looked
+MAX_ROUNDS = 50  # a worker ends after this many drains; the scheduler's det step covers the rest
 
 
 def kick_worker(app: Flask) -> bool:
-    """Start a short-lived thread that drains the queue now, unless one is already running for `app`."""
+    """Have a short-lived thread drain the queue now; starts one unless the app's worker is running.
+
+    The running worker is told there is more work under the same lock it takes before exiting,
+    so a post arriving while it finishes is never left for the next scheduler pass.
+    """
     if not app.config.get("REDCAP_DET_WORKER", True):
         return False
     with _worker_lock:
+        _more.add(id(app))
         running = _workers.get(id(app))
         if running is not None and running.is_alive():
             return False
@@ -285,21 +292,31 @@ def kick_worker(app: Flask) -> bool:
 
 
 def _work(app: Flask) -> None:
+    key = id(app)
     with app.app_context():
         try:
-            for _ in range(20):  # bounded: posts arriving meanwhile are picked up, then the tick takes over
+            for _ in range(MAX_ROUNDS):
+                with _worker_lock:
+                    if key not in _more:
+                        _workers.pop(key, None)
+                        return
+                    _more.discard(key)
                 result = drain(utcnow())
-                if not (result.applied or result.not_found):
-                    break
+                if result.failed:
+                    break  # REDCap is failing: leave the retries to the scheduler's backoff
         except Exception:  # never let a worker thread die noisily; the tick step retries
             db.session.rollback()
             log.exception("DET worker pass failed; the scheduler's det step will retry")
         finally:
+            with _worker_lock:
+                if _workers.get(key) is threading.current_thread():
+                    _workers.pop(key, None)
             db.session.remove()
 
 
 def wait_for_worker(app: Flask, timeout: float = 10.0) -> None:
     """Join the app's worker thread, if any (tests and graceful shutdown)."""
-    thread = _workers.get(id(app))
+    with _worker_lock:
+        thread = _workers.get(id(app))
     if thread is not None:
         thread.join(timeout)

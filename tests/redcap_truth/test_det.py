@@ -205,3 +205,22 @@ def test_det_is_csrf_exempt_and_old_trail_rows_are_pruned(truth_app, redcap):
         assert run_tick(now + timedelta(days=31), only=["det"])["det.pruned"] == 1
         assert _refreshes() == []
         assert db.session.get(Participant, participant.id) is not None
+
+
+def test_worker_picks_up_posts_arriving_while_it_runs(truth_app, redcap):
+    app = truth_app(REDCAP_DET_WORKER="true")
+    with app.app_context():
+        records = [f"57{n:02d}" for n in range(6)]
+        people = [scheduled(r) for r in records]
+        redcap.state.seed_records(
+            [{**baseline_row(p.record_id, p.anchor_date), "study_status": "2"} for p in people]
+        )
+        redcap.state.set_latency(50)  # each re-read takes a moment, so posts overlap the worker
+        client = app.test_client()
+        for record in records:
+            assert post(client, det_form(record=record)).status_code == 200
+        for _ in range(3):
+            wait_for_worker(app, timeout=10)
+        db.session.expire_all()
+        assert all(r.done_at is not None for r in _refreshes())
+        assert {p.status for p in db.session.query(Participant)} == {"withdrawn"}
