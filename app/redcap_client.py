@@ -70,7 +70,7 @@ class CallRateLimiter:
     second (plus a small margin for network jitter) after the start n calls earlier.
     """
 
-    MARGIN_S = 0.03
+    MARGIN_S = 0.1
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

@@ -21,6 +21,7 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from app import audit
 from app.extensions import db
@@ -51,6 +52,7 @@ log = logging.getLogger(__name__)
 
 ACTOR = "system:push"
 ERROR_STATE_KEY = "redcap.last_error_at"
+SCREEN_BATCHES = 10
 CONTACT_STATE_KEY = "redcap.contact_fields"
 PROJECT_STATE_KEY = "redcap.project"
 
@@ -174,33 +176,42 @@ def push_pending(
 
 
 def _run_queue(ctx: PassContext, queue: PushQueue, size: int, max_batches: int | None) -> None:
+    # Pre-push checks read REDCap once per window of SCREEN_BATCHES batches, not once per batch.
+    window = size * SCREEN_BATCHES if queue.screened and _PRE_PUSH_CHECKS else size
     last_id = 0
     while max_batches is None or ctx.report.batches < max_batches:
-        items, last_id = queue.next_batch(last_id, size)
+        items, last_id = queue.next_batch(last_id, window)
         if last_id == 0:
             return
         if items:
-            ctx.report.batches += 1
-            _push_batch(ctx, queue, items)
+            _push_window(ctx, queue, items, size)
         db.session.commit()
 
 
-def _push_batch(ctx: PassContext, queue: PushQueue, items: list[PushItem]) -> None:
-    """Screen and import a batch, splitting on rejection; on an outage defer what is not done, re-raise."""
+def _push_window(ctx: PassContext, queue: PushQueue, items: list[PushItem], size: int) -> None:
+    """Screen the rows, then import them in batches of `size`, splitting on rejection; commits per batch.
+
+    On an outage, whatever is not yet confirmed is deferred with backoff and the outage re-raised.
+    """
     confirmed: list[int] = []
     rejected: list[tuple[int, str]] = []
+    screened: list[PushItem] = []
     try:
         screened = items
         for check in _PRE_PUSH_CHECKS if queue.screened else []:
             screened = _split(screened, lambda part, check=check: _screen(ctx, check, part), rejected)
-        _split(screened, lambda part: _import(ctx, part, confirmed), rejected)
+        for start in range(0, len(screened), size):
+            ctx.report.batches += 1
+            landed: list[int] = []
+            _split(screened[start : start + size], lambda part, out=landed: _import(ctx, part, out), rejected)
+            queue.mark_pushed(landed)
+            confirmed.extend(landed)
+            db.session.commit()
     except (RedcapUnavailable, RedcapAuthError) as exc:
-        done = set(confirmed) | {i for i, _ in rejected}
-        queue.mark_pushed(confirmed)
         queue.mark_rejected(rejected)
+        done = set(confirmed) | {i for i, _ in rejected}
         queue.defer([item.id for item in items if item.id not in done], f"REDCap unavailable: {exc}")
         raise
-    queue.mark_pushed(confirmed)
     queue.mark_rejected(rejected)
     done = set(confirmed) | {i for i, _ in rejected}
     unconfirmed = [item.id for item in screened if item.id not in done]
@@ -230,7 +241,15 @@ def _split(
 
 
 def _screen(ctx: PassContext, check: PrePushCheck, items: list[PushItem]) -> list[PushItem]:
+    # Checks read each submission's visit and participant: load them here in three queries, not 2 per row
+    # (the identity map serves their lookups while `loaded` keeps the objects alive).
+    loaded = db.session.scalars(
+        select(Submission)
+        .where(Submission.id.in_([item.id for item in items]))
+        .options(selectinload(Submission.visit).selectinload(Visit.participant))
+    ).all()
     held = check(items, ctx.client, ctx.now)
+    del loaded
     return [item for item in items if item.id not in held]
 
 

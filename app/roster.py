@@ -37,6 +37,8 @@ ACTOR = "system:roster"
 ENDED_STATUSES = ("withdrawn", "deceased", "lost")
 CHUNK_SIZE = 500
 LAST_SYNC_KEY = "roster.last_sync"
+SKIPPED_PREFIX = "roster row not applied: "
+MISSING_NOTE = "not found in REDCap's roster at the last sync (kept; check the record in REDCap)"
 
 
 @dataclass
@@ -301,14 +303,23 @@ def _apply_chunk(
         seen.add(rid)
         report.rows += 1
         participant = existing.get(rid)
+        hashed = row_hash(row, fields, fingerprint)
+        if participant is not None and participant.roster_hash == hashed:
+            if participant.roster_problem == MISSING_NOTE:
+                participant.roster_hash = None  # back in REDCap: apply the row again below
+            elif (participant.roster_problem or "").startswith(SKIPPED_PREFIX):
+                reason = participant.roster_problem.removeprefix(SKIPPED_PREFIX)
+                report.skipped.append(reason)  # same bad row as last time: reported, nothing written
+                report.skip_reasons[_reason_kind(reason)] += 1
+                continue
+            else:
+                report.unchanged += 1  # unchanged row: not even parsed again
+                continue
         today = now.astimezone(ZoneInfo(participant.timezone) if participant else zone).date()
         try:
             parsed = parse_row(row, fields, config, today, fingerprint, position + offset)
         except RowSkipped as exc:
-            _skip(report, str(exc), participant, row_hash(row, fields, fingerprint))
-            continue
-        if participant is not None and participant.roster_hash == parsed.row_hash:
-            report.unchanged += 1
+            _skip(report, str(exc), participant, hashed)
             continue
         report.warnings.extend(f"record {parsed.record_id}: {p}" for p in parsed.problems)
         if participant is None:
@@ -322,7 +333,7 @@ def _skip(report: RosterReport, reason: str, participant: Participant | None, ha
     report.skip_reasons[_reason_kind(reason)] += 1
     if participant is not None and participant.roster_hash != hashed:
         # Keep what we had; tell coordinators why REDCap's new values were not applied.
-        participant.roster_problem = f"roster row not applied: {reason}"[:300]
+        participant.roster_problem = f"{SKIPPED_PREFIX}{reason}"[:300]
         participant.roster_hash = hashed
         audit.record(ACTOR, "participant.roster_problem", participant=participant, reason=reason[:300])
 
@@ -430,7 +441,7 @@ def end_participation(participant: Participant, now: datetime) -> int:
 
 def _note_missing(present: set[str], report: RosterReport) -> None:
     """Participants REDCap no longer lists are kept and flagged for coordinators, never deleted."""
-    note = "not found in REDCap's roster at the last sync (kept; check the record in REDCap)"
+    note = MISSING_NOTE
     last_id = 0
     while True:
         batch = db.session.execute(
