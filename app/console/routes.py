@@ -18,7 +18,7 @@ from flask import (
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from wtforms.fields.choices import SelectChoice
 
 from app.console import actions, bp
@@ -66,8 +66,16 @@ def _run_action(form: Any, action: Callable[[], Any], default_next: str, done: s
 
 
 def _locked(model: type, ident: int) -> Any:
-    """The row, locked for this transaction on PostgreSQL; 404 for an id that does not exist."""
-    row = db.session.get(model, ident, with_for_update=True)
+    """The row, read fresh under a write lock taken first; 404 for an id that does not exist.
+
+    Two clicks on one button arrive as two requests at once: the lock makes the second read the
+    state the first left, so it is refused (409) instead of acting twice. PostgreSQL locks the row
+    (SELECT … FOR UPDATE). SQLite ignores FOR UPDATE and its driver starts a transaction only at the
+    first write, so a write that changes nothing is issued first to take the database's write lock.
+    """
+    if db.session.get_bind().dialect.name == "sqlite":
+        db.session.execute(text("UPDATE system_state SET key = key WHERE 1 = 0"))
+    row = db.session.get(model, ident, with_for_update=True, populate_existing=True)
     if row is None:
         abort(404)
     return row
