@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
-
 from app.extensions import db
 from app.models import OutboundMessage, Participant, RecordRefresh, utcnow
 from app.redcap_refresh import drain, wait_for_worker
@@ -39,23 +37,25 @@ def _refreshes() -> list[RecordRefresh]:
     return list(db.session.query(RecordRefresh).order_by(RecordRefresh.id))
 
 
-@pytest.mark.parametrize(
-    ("secret", "form"),
-    [
-        (None, det_form()),
-        ("wrong-secret", det_form()),
-        (DET_SECRET[:-1], det_form()),
-        (DET_SECRET, det_form(project_id="999")),
-        (DET_SECRET, {k: v for k, v in det_form().items() if k != "project_id"}),
-        (DET_SECRET, det_form(record="9999")),  # not a participant of this service
-    ],
-)
-def test_forged_or_foreign_posts_are_refused_and_change_nothing(truth_app, redcap, secret, form):
+FORGED = [
+    (None, det_form()),
+    ("wrong-secret", det_form()),
+    (DET_SECRET[:-1], det_form()),
+    (DET_SECRET + "x", det_form()),
+    (DET_SECRET, det_form(project_id="999")),
+    (DET_SECRET, {k: v for k, v in det_form().items() if k != "project_id"}),
+    (DET_SECRET, det_form(record="9999")),  # not a participant of this service
+]
+
+
+def test_forged_or_foreign_posts_are_refused_and_change_nothing(truth_app, redcap):
     app = truth_app()
     with app.app_context():
         scheduled("5001")
-        response = post(app.test_client(), form, secret)
-        assert response.status_code == 403
+        client = app.test_client()
+        for secret, form in FORGED:
+            response = post(client, form, secret)
+            assert response.status_code == 403, (secret, form)
         assert _refreshes() == []
         assert redcap.state.calls == []  # the endpoint never calls REDCap
 
@@ -69,18 +69,19 @@ def test_no_secret_configured_refuses_everything(truth_app, redcap):
         assert _refreshes() == []
 
 
-@pytest.mark.parametrize("record", [None, "", "   ", "1001; DROP TABLE", "../../etc", "x" * 101, "a b"])
-def test_missing_or_malformed_record_is_400(truth_app, redcap, record):
+def test_missing_or_malformed_record_is_400(truth_app, redcap):
     app = truth_app()
     with app.app_context():
-        form = det_form()
-        if record is None:
-            del form["record"]
-        else:
-            form["record"] = record
-        response = post(app.test_client(), form)
-        assert response.status_code == 400
-        assert "record" in response.get_data(as_text=True)
+        client = app.test_client()
+        for record in [None, "", "   ", "1001; DROP TABLE", "../../etc", "x" * 101, "a b", "<script>"]:
+            form = det_form()
+            if record is None:
+                del form["record"]
+            else:
+                form["record"] = record
+            response = post(client, form)
+            assert response.status_code == 400, record
+            assert "record" in response.get_data(as_text=True)
         assert _refreshes() == []
 
 
