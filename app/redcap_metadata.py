@@ -144,5 +144,14 @@ def metadata_step(now: datetime) -> dict[str, Any]:
     """Tick step "metadata": refresh the questionnaire definition; skipped without a REDCap token."""
     if not current_app.config.get("REDCAP_API_TOKEN"):
         return {"skipped": 1}
-    result = refresh_metadata(now)
+    from app.redcap_client import RedcapClientError
+    from app.redcap_push import note_redcap_error
+
+    try:
+        result = refresh_metadata(now)
+    except RedcapClientError:
+        db.session.rollback()
+        note_redcap_error(now)
+        db.session.commit()
+        raise
     return {"new_version": int(result.is_new)}

@@ -8,57 +8,42 @@ the sync against an unchanged REDCap writes nothing. Participants are never dele
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import phonenumbers
 from flask import current_app
 from sqlalchemy import select, update
 
 from app import audit
 from app.extensions import db
 from app.models import OutboundMessage, Participant, SystemState
-from app.models.participant import LANGUAGES
 from app.redcap_client import RedcapClient, get_client
 from app.redcap_status import sync_followup_chunk
+from app.roster_rows import (
+    ENDED_STATUSES,
+    RosterRow,
+    RowSkipped,
+    normalize_phone,
+    parse_row,
+    roster_fields,
+    row_hash,
+    settings_fingerprint,
+)
 from app.study_plan import send_window, visit_plan
-from app.visits import ScheduleInputError, cancel_visit, check_anchor, schedule_participant
+from app.visits import ScheduleInputError, cancel_visit, schedule_participant
 
 log = logging.getLogger(__name__)
 
 ACTOR = "system:roster"
-ENDED_STATUSES = ("withdrawn", "deceased", "lost")
 CHUNK_SIZE = 500
 LAST_SYNC_KEY = "roster.last_sync"
 SKIPPED_PREFIX = "roster row not applied: "
 MISSING_NOTE = "not found in REDCap's roster at the last sync (kept; check the record in REDCap)"
-
-
-@dataclass
-class RosterRow:
-    """One enrollment row, normalised; `problems` are shown to coordinators but do not block the row."""
-
-    record_id: str
-    anchor: date
-    phone_e164: str | None
-    phone_status: str
-    phone_error: str | None
-    language: str
-    status: str
-    consent: bool
-    row_hash: str
-    problems: list[str] = field(default_factory=list)
-
-
-class RowSkipped(ValueError):
-    """A row that cannot be applied; the message names the record (or the row) and why."""
 
 
 @dataclass
@@ -108,123 +93,6 @@ class RosterReport:
         }
 
 
-# ---------------------------------------------------------------- reading rows
-
-
-def roster_fields(config: Mapping[str, Any]) -> dict[str, str]:
-    """The configured roster role → REDCap field map (record_id, discharge_date, phone, …)."""
-    fields = dict(config["REDCAP_ROSTER_FIELDS"])
-    if not fields.get("record_id"):
-        raise RowSkipped("REDCAP_ROSTER_FIELDS: has no 'record_id' entry")
-    return {role: name for role, name in fields.items() if name}
-
-
-def _settings_fingerprint(config: Mapping[str, Any]) -> str:
-    """The settings that shape a participant from a row: a change to one of them re-applies every row."""
-    relevant = {
-        key: config.get(key)
-        for key in (
-            "REDCAP_ROSTER_FIELDS",
-            "REDCAP_LANGUAGE_CODES",
-            "REDCAP_STATUS_CODES",
-            "DEFAULT_PHONE_REGION",
-            "VISIT_PLAN",
-            "SMS_SEND_WINDOW",
-        )
-    }
-    return json.dumps(relevant, sort_keys=True, default=str)
-
-
-def row_hash(row: Mapping[str, Any], fields: Mapping[str, str], fingerprint: str) -> str:
-    """SHA-256 of the roster values of a row and the settings fingerprint."""
-    values = {role: str(row.get(name, "") or "").strip() for role, name in sorted(fields.items())}
-    text = json.dumps({"row": values, "settings": fingerprint}, sort_keys=True)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def normalize_phone(raw: str, region: str) -> tuple[str | None, str, str | None]:
-    """(E.164 or None, phone_status, reason): 'ok', 'missing' or 'invalid' with why."""
-    raw = (raw or "").strip()
-    if not raw:
-        return None, "missing", "no mobile number in REDCap"
-    try:
-        number = phonenumbers.parse(raw, region)
-    except phonenumbers.NumberParseException as exc:
-        return None, "invalid", f"not a phone number ({exc._msg})"
-    if not phonenumbers.is_valid_number(number):
-        reason = phonenumbers.is_possible_number_with_reason(number)
-        why = {
-            phonenumbers.ValidationResult.TOO_SHORT: "too short",
-            phonenumbers.ValidationResult.TOO_LONG: "too long",
-            phonenumbers.ValidationResult.INVALID_COUNTRY_CODE: "unknown country code",
-            phonenumbers.ValidationResult.INVALID_LENGTH: "wrong length",
-        }.get(reason, f"not a valid number for region {region} or its country code")
-        return None, "invalid", f"mobile number is {why}"
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), "ok", None
-
-
-def parse_row(
-    row: Mapping[str, Any],
-    fields: Mapping[str, str],
-    config: Mapping[str, Any],
-    today: date,
-    fingerprint: str,
-    position: int,
-) -> RosterRow:
-    """Check and normalise one exported row; raises RowSkipped naming the record when it cannot be used."""
-
-    def value(role: str) -> str:
-        name = fields.get(role)
-        return str(row.get(name, "") or "").strip() if name else ""
-
-    record_id = value("record_id")
-    if not record_id:
-        raise RowSkipped(f"row {position}: no record_id")
-    raw_anchor = value("discharge_date")
-    anchor: date | None = None
-    if raw_anchor:
-        try:
-            anchor = date.fromisoformat(raw_anchor)
-        except ValueError:
-            raise RowSkipped(f"record {record_id}: discharge date {raw_anchor!r} is not YYYY-MM-DD") from None
-    try:
-        anchor = check_anchor(record_id, anchor, today)
-    except ScheduleInputError as exc:
-        raise RowSkipped(str(exc)) from None
-    problems: list[str] = []
-    raw_status = value("status")
-    status_codes = config["REDCAP_STATUS_CODES"]
-    if not raw_status:
-        status = "active"
-        problems.append("study status blank in REDCap (treated as active)")
-    elif raw_status in status_codes and status_codes[raw_status] in (*ENDED_STATUSES, "active"):
-        status = status_codes[raw_status]
-    else:
-        raise RowSkipped(f"record {record_id}: unknown study status code {raw_status!r}")
-    raw_language = value("language")
-    language = config["REDCAP_LANGUAGE_CODES"].get(raw_language)
-    if language not in LANGUAGES:
-        if raw_language:
-            problems.append(f"unknown language code {raw_language!r} (using en)")
-        language = "en"
-    phone, phone_status, phone_error = normalize_phone(value("phone"), config["DEFAULT_PHONE_REGION"])
-    if phone_error:
-        problems.append(phone_error)
-    consent = value("consent") == "1"
-    return RosterRow(
-        record_id=record_id,
-        anchor=anchor,
-        phone_e164=phone,
-        phone_status=phone_status,
-        phone_error=phone_error,
-        language=language,
-        status=status,
-        consent=consent,
-        row_hash=row_hash(row, fields, fingerprint),
-        problems=problems,
-    )
-
-
 # ---------------------------------------------------------------- the sync
 
 
@@ -260,7 +128,7 @@ def sync_roster(
         return report
     if on_total is not None:
         on_total(len(ids))
-    fingerprint = _settings_fingerprint(config)
+    fingerprint = settings_fingerprint(config)
     zone = ZoneInfo(config["STUDY_TIMEZONE"])
     for start in range(0, len(ids), chunk_size):
         chunk = ids[start : start + chunk_size]
@@ -474,5 +342,48 @@ def roster_step(now: datetime) -> dict[str, Any]:
     """Tick step "roster": one roster sync; skipped when no REDCap token is configured."""
     if not current_app.config.get("REDCAP_API_TOKEN"):
         return {"skipped": 1}
-    report = sync_roster(now)
+    from app.redcap_client import RedcapClientError
+    from app.redcap_push import note_redcap_error
+
+    try:
+        report = sync_roster(now)
+    except RedcapClientError:
+        db.session.rollback()
+        note_redcap_error(now)
+        db.session.commit()
+        raise
     return {"empty": 1} if report.empty else report.as_dict()
+
+
+def apply_rows(rows: list[dict[str, Any]], now: datetime) -> RosterReport:
+    """Apply exported enrollment rows with the sync's own logic (e.g. one record re-read after a DET post).
+
+    Rows of other events are ignored; flushes only, the caller commits.
+    """
+    config = current_app.config
+    event = config["REDCAP_ENROLLMENT_EVENT"]
+    wanted = [r for r in rows if r.get("redcap_event_name") in (None, "", event)]
+    report = RosterReport()
+    fields = roster_fields(config)
+    zone = ZoneInfo(config["STUDY_TIMEZONE"])
+    _apply_chunk(wanted, fields, config, settings_fingerprint(config), zone, now, report, position=0)
+    db.session.flush()
+    return report
+
+
+# Kept importable from here: the DET re-read (app.redcap_refresh) and tests use these names.
+_settings_fingerprint = settings_fingerprint
+__all__ = [
+    "ENDED_STATUSES",
+    "RosterReport",
+    "RosterRow",
+    "RowSkipped",
+    "apply_rows",
+    "end_participation",
+    "normalize_phone",
+    "parse_row",
+    "roster_fields",
+    "roster_step",
+    "row_hash",
+    "sync_roster",
+]
