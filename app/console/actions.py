@@ -10,10 +10,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from flask_babel import gettext as _
 from sqlalchemy import func, select
 
 from app import audit, links
 from app.console import adapters
+from app.console.labels import status_label
 from app.extensions import db
 from app.models import AuditEntry, InboundMessage, Participant, RedcapStatusPush, Submission, Visit
 from app.schedule import SendWindow
@@ -61,10 +63,18 @@ def _audit(now: datetime, actor: str, action: str, **kwargs) -> AuditEntry:
 def _check_textable(visit: Visit, now: datetime) -> None:
     participant = visit.participant
     if visit.status != "open" or not visit.is_open_at(now):
-        raise ActionRefused(f"The {visit.visit_key} visit is {visit.status}, not open: no link can be sent.")
+        raise ActionRefused(
+            _(
+                "The %(visit)s visit is %(status)s, not open: no link can be sent.",
+                visit=visit.visit_key,
+                status=status_label(visit.status),
+            )
+        )
     block = participant.sms_block_reason()
     if block:
-        raise ActionRefused(f"Participant {participant.record_id} cannot be texted: {block}.")
+        raise ActionRefused(
+            _("Participant %(id)s cannot be texted: %(why)s.", id=participant.record_id, why=block)
+        )
 
 
 def _check_rate(participant: Participant, now: datetime, interval_minutes: int) -> None:
@@ -79,8 +89,13 @@ def _check_rate(participant: Participant, now: datetime, interval_minutes: int) 
     if last is not None:
         allowed = last + timedelta(minutes=interval_minutes)
         raise TooSoon(
-            f"A text was already requested for {participant.record_id} at {last:%Y-%m-%d %H:%M} UTC; "
-            f"the next one is allowed from {allowed:%H:%M} UTC."
+            _(
+                "A text was already requested for %(id)s at %(at)s UTC; the next one is allowed from "
+                "%(next)s UTC.",
+                id=participant.record_id,
+                at=f"{last:%Y-%m-%d %H:%M}",
+                next=f"{allowed:%H:%M}",
+            )
         )
 
 
@@ -89,8 +104,12 @@ def _check_window(participant: Participant, window: SendWindow, now: datetime, c
     outside = not window.contains(local.time())
     if outside and not confirmed:
         raise NeedsConfirmation(
-            f"It is {local:%H:%M} for the participant, outside the send window {window}. "
-            "Tick the confirmation box to send anyway."
+            _(
+                "It is %(time)s for the participant, outside the send window %(window)s. "
+                "Tick the confirmation box to send anyway.",
+                time=f"{local:%H:%M}",
+                window=str(window),
+            )
         )
     return outside
 
@@ -158,10 +177,17 @@ def mark_done_in_clinic(visit: Visit, now: datetime, actor: str, reason: str) ->
     if visit.status == "completed":
         when = f"{visit.completed_at:%Y-%m-%d}" if visit.completed_at else "?"
         raise ActionRefused(
-            f"The {visit.visit_key} visit is already completed ({visit.completed_via}, {when})."
+            _(
+                "The %(visit)s visit is already completed (%(via)s, %(when)s).",
+                visit=visit.visit_key,
+                via=visit.completed_via or "?",
+                when=when,
+            )
         )
     if visit.status == "cancelled":
-        raise ActionRefused(f"The {visit.visit_key} visit is cancelled; it cannot be marked done.")
+        raise ActionRefused(
+            _("The %(visit)s visit is cancelled; it cannot be marked done.", visit=visit.visit_key)
+        )
     complete_visit(visit, "clinic", now, actor, reason=reason)
     links.revoke_links(visit, now)
     adapters.cancel_pending(visit=visit, reason="visit completed in clinic", actor=actor)
@@ -172,12 +198,22 @@ def reopen_missed_visit(visit: Visit, days: int, now: datetime, actor: str, reas
     """Give a missed visit a new window of `days` days; the participant must still be active."""
     if visit.status != "missed":
         raise ActionRefused(
-            f"Only a missed visit can be reopened; the {visit.visit_key} visit is {visit.status}."
+            _(
+                "Only a missed visit can be reopened; the %(visit)s visit is %(status)s.",
+                visit=visit.visit_key,
+                status=status_label(visit.status),
+            )
         )
     if visit.participant.status != "active":
-        raise ActionRefused(f"Participant {visit.participant.record_id} is {visit.participant.status}.")
+        raise ActionRefused(
+            _(
+                "Participant %(id)s is %(status)s.",
+                id=visit.participant.record_id,
+                status=status_label(visit.participant.status),
+            )
+        )
     if not 1 <= days <= 60:
-        raise ActionRefused("The new window must be between 1 and 60 days.")
+        raise ActionRefused(_("The new window must be between 1 and 60 days."))
     reopen_visit(visit, days, now, actor, reason=reason)
 
 
@@ -187,11 +223,13 @@ def reopen_missed_visit(visit: Visit, days: int, now: datetime, actor: str, reas
 def acknowledge_red_flag(submission: Submission, note: str, now: datetime, actor: str) -> None:
     """Record that a person has seen and acted on a red flag, with their note."""
     if not submission.red_flag:
-        raise ActionRefused("This submission has no red flag.")
+        raise ActionRefused(_("This submission has no red flag."))
     if submission.red_flag_acknowledged_at is not None:
         raise ActionRefused(
-            "This red flag was already acknowledged at "
-            f"{submission.red_flag_acknowledged_at:%Y-%m-%d %H:%M} UTC."
+            _(
+                "This red flag was already acknowledged at %(at)s UTC.",
+                at=f"{submission.red_flag_acknowledged_at:%Y-%m-%d %H:%M}",
+            )
         )
     submission.red_flag_acknowledged_at = now
     submission.red_flag_acknowledged_by = actor
@@ -204,14 +242,24 @@ def acknowledge_red_flag(submission: Submission, note: str, now: datetime, actor
 def retry_push(submission: Submission, now: datetime, actor: str, reason: str) -> None:
     """Queue a push that REDCap refused once more (after the data or the project was fixed)."""
     if submission.sync_status != "failed":
-        raise ActionRefused(f"Only a failed push can be retried; this one is {submission.sync_status}.")
+        raise ActionRefused(
+            _(
+                "Only a failed push can be retried; this one is %(status)s.",
+                status=status_label(submission.sync_status),
+            )
+        )
     adapters.retry_submission(submission, now, actor, reason)
 
 
 def retry_status_push(row: RedcapStatusPush, now: datetime, actor: str, reason: str) -> None:
     """Queue a visit status that REDCap refused once more (after the project was fixed)."""
     if row.sync_status != "failed":
-        raise ActionRefused(f"Only a failed status push can be retried; this one is {row.sync_status}.")
+        raise ActionRefused(
+            _(
+                "Only a failed status push can be retried; this one is %(status)s.",
+                status=status_label(row.sync_status),
+            )
+        )
     previous_error = (row.last_error or "")[:300]
     row.sync_status = "pending"
     row.sync_attempts = 0
@@ -237,11 +285,19 @@ def end_participation(participant: Participant, status: str, now: datetime, acto
     Returns how many visits were cancelled.
     """
     if status not in ("withdrawn", "deceased"):
-        raise ActionRefused(f"Unknown status {status!r}.")
+        raise ActionRefused(_("Unknown status %(status)s.", status=repr(status)))
     if participant.status == "deceased":
-        raise ActionRefused(f"Participant {participant.record_id} is already recorded as deceased.")
+        raise ActionRefused(
+            _("Participant %(id)s is already recorded as deceased.", id=participant.record_id)
+        )
     if participant.status == status:
-        raise ActionRefused(f"Participant {participant.record_id} is already {status}.")
+        raise ActionRefused(
+            _(
+                "Participant %(id)s is already %(status)s.",
+                id=participant.record_id,
+                status=status_label(status),
+            )
+        )
     previous = participant.status
     participant.status = status
     cancelled = 0
@@ -276,12 +332,15 @@ def start_message_after_opt_out(participant: Participant) -> InboundMessage | No
 def opt_back_in(participant: Participant, now: datetime, actor: str, reason: str) -> None:
     """Allow texts again, only for a participant who opted out and has since texted START."""
     if not participant.opted_out:
-        raise ActionRefused(f"Participant {participant.record_id} is not opted out.")
+        raise ActionRefused(_("Participant %(id)s is not opted out.", id=participant.record_id))
     start = start_message_after_opt_out(participant)
     if start is None:
         raise ActionRefused(
-            f"Participant {participant.record_id} has not texted START since opting out; "
-            "only the participant can opt back in."
+            _(
+                "Participant %(id)s has not texted START since opting out; only the participant can "
+                "opt back in.",
+                id=participant.record_id,
+            )
         )
     participant.opted_out = False
     _audit(

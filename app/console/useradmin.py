@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from flask_babel import gettext as _
 from sqlalchemy import func, select
 
 from app import audit
@@ -23,11 +24,11 @@ def _other_active_admins(user: User) -> int:
 def change_role(user: User, role: str, now: datetime, actor: str) -> None:
     """Give an account another role; the last active admin keeps theirs."""
     if role not in ROLES_BY_NAME:
-        raise ActionRefused(f"Unknown role {role!r}.")
+        raise ActionRefused(_("Unknown role %(role)s.", role=repr(role)))
     if user.role == role:
-        raise ActionRefused(f"{user.email} is already {role}.")
+        raise ActionRefused(_("%(email)s is already %(role)s.", email=user.email, role=role))
     if user.role == "admin" and _other_active_admins(user) == 0:
-        raise ActionRefused("This is the last active admin; make another admin first.")
+        raise ActionRefused(_("This is the last active admin; make another admin first."))
     previous = user.role
     user.role = role
     entry = audit.record(actor, "user.role_changed", user_id=user.id, previous_role=previous, role=role)
@@ -37,11 +38,15 @@ def change_role(user: User, role: str, now: datetime, actor: str) -> None:
 def set_active(user: User, active: bool, now: datetime, actor: str) -> None:
     """Deactivate (signs them out at their next request) or reactivate an account."""
     if user.active == active:
-        raise ActionRefused(f"{user.email} is already {'active' if active else 'deactivated'}.")
+        raise ActionRefused(
+            _("%(email)s is already active.", email=user.email)
+            if active
+            else _("%(email)s is already deactivated.", email=user.email)
+        )
     if not active and actor == f"user:{user.id}":
-        raise ActionRefused("You cannot deactivate your own account.")
+        raise ActionRefused(_("You cannot deactivate your own account."))
     if not active and user.role == "admin" and _other_active_admins(user) == 0:
-        raise ActionRefused("This is the last active admin; make another admin first.")
+        raise ActionRefused(_("This is the last active admin; make another admin first."))
     user.active = active
     if active:
         user.failed_logins = 0

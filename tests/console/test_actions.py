@@ -332,3 +332,11 @@ def test_missing_csrf_token_is_400_and_nothing_changes(app_factory, time_machine
             (f"/console/participants/{participant.id}/withdraw", {"reason": "x"}),
         ):
             refused(client, url, data, status=400)
+
+
+def test_refusals_speak_the_console_language(as_role, study):
+    client = as_role("coordinator")
+    client.post("/console/language", data={"lang": "zh", "next": "/console/"})
+    response = refused(client, f"/console/visits/{study.missed_visit}/remind", {"reason": "x"})
+    assert "随访当前为“已错过”，未开放" in response.data.decode()
+    assert "未做任何更改" in response.data.decode()
