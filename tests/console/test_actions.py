@@ -340,3 +340,19 @@ def test_refusals_speak_the_console_language(as_role, study):
     response = refused(client, f"/console/visits/{study.missed_visit}/remind", {"reason": "x"})
     assert "随访当前为“已错过”，未开放" in response.data.decode()
     assert "未做任何更改" in response.data.decode()
+
+
+def test_reopen_window_ends_at_local_midnight_in_the_participants_zone(app, study):
+    from zoneinfo import ZoneInfo
+
+    from app.console import actions
+
+    visit = db.session.get(Visit, study.missed_visit)
+    visit.participant.timezone = "America/New_York"
+    actions.reopen_missed_visit(visit, 3, NOW, "user:1", "back from travel")
+    local_close = visit.closes_at.astimezone(ZoneInfo("America/New_York"))
+    assert (local_close.hour, local_close.minute) == (0, 0)
+    # 02:00 UTC on 10 March is 22:00 on 9 March in New York: the window is 9, 10 and 11 March
+    assert visit.window_start.isoformat() == "2026-03-09" and visit.window_end.isoformat() == "2026-03-11"
+    assert local_close.date().isoformat() == "2026-03-12"
+    db.session.rollback()
