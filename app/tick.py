@@ -37,9 +37,11 @@ def steps() -> dict[str, Step]:
     from app.redcap_refresh import det_step  # REDCap records re-read on a Data Entry Trigger, first
     from app.sms.steps import sms_steps
 
-    registry: dict[str, Step] = {"det": det_step, "sweep": sweep_step}
+    bridge = _redcap_steps()  # roster facts and the questionnaire first, so sends use fresh ones; push last
+    registry: dict[str, Step] = {"det": det_step, "roster": bridge["roster"], "metadata": bridge["metadata"]}
+    registry["sweep"] = sweep_step
     registry.update(sms_steps())  # plan, reconcile, send
-    registry.update(_redcap_steps())
+    registry["push"] = bridge["push"]
     return registry
 
 
