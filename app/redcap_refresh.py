@@ -195,6 +195,12 @@ def drain(now: datetime, limit: int = 1000) -> RefreshResult:
             _failed(part, str(exc), now)
             result.failed += len(part)
             continue
+        except Exception as exc:  # a bug or a database error must not wedge the queue: back off, log
+            db.session.rollback()
+            log.exception("applying the re-read of %d record(s) failed", len(part))
+            _failed(part, f"could not apply the re-read here: {type(exc).__name__}", now)
+            result.failed += len(part)
+            continue
         result.completed_visits.extend(completed)
         for item in items:
             item.done_at = now

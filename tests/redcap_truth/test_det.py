@@ -225,3 +225,24 @@ def test_worker_picks_up_posts_arriving_while_it_runs(truth_app, redcap):
         db.session.expire_all()
         assert all(r.done_at is not None for r in _refreshes())
         assert {p.status for p in db.session.query(Participant)} == {"withdrawn"}
+
+
+def test_an_error_applying_a_reread_backs_off_instead_of_wedging_the_queue(truth_app, redcap, monkeypatch):
+    import app.redcap_refresh as refresh
+
+    app = truth_app()
+    with app.app_context():
+        participant = scheduled("5801")
+        redcap.state.seed_records([baseline_row("5801", participant.anchor_date)])
+        assert post(app.test_client(), det_form(record="5801")).status_code == 200
+
+        def broken(rows, now):
+            raise RuntimeError("bug")
+
+        monkeypatch.setattr(refresh, "_apply_roster_rows", broken)
+        summary = run_tick(utcnow(), only=["det"])
+        assert "det.error" not in summary and summary["det.failed"] == 1
+        row = _refreshes()[0]
+        assert row.done_at is None and row.attempts == 1 and "RuntimeError" in row.last_error
+        monkeypatch.undo()
+        assert drain(row.next_attempt_at + timedelta(seconds=1)).applied == 1
