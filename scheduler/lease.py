@@ -4,12 +4,15 @@ Only the holder of an unexpired lease runs jobs. The holder renews it on every h
 tries to take it when it has expired, so it takes over within about one lease period after the leader
 dies. Taking and renewing are single conditional UPDATEs (or one INSERT guarded by the primary key),
 atomic on SQLite and PostgreSQL alike, so two processes can never both believe they won the same
-renewal. The lease is an efficiency guard, not the only one: the outbox claims keep sends unique even
-if two schedulers overlap (a paused leader that wakes after its lease expired).
+renewal. A process restarted on the same machine after a crash takes the lease over at once when its
+previous owner's pid is gone (see `owner_is_dead_here`). The lease is an efficiency guard, not the only
+one: the outbox claims keep sends unique even if two schedulers overlap (a paused leader that wakes
+after its lease expired).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import secrets
@@ -17,6 +20,7 @@ import socket
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -29,9 +33,45 @@ log = logging.getLogger(__name__)
 LEASE_NAME = "scheduler"
 
 
+def _machine_tag() -> str:
+    """Same boot of the same machine and the same PID namespace: where our pids mean the same thing.
+
+    Linux only (boot id and PID namespace from /proc); elsewhere "-", which never matches.
+    """
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return "-"
+    return hashlib.sha256(f"{boot}|{namespace}".encode()).hexdigest()[:12]
+
+
 def make_owner_id() -> str:
-    """An owner name unique to this process and run: host, pid and a random suffix."""
-    return f"{socket.gethostname()[:120]}:{os.getpid()}:{secrets.token_hex(3)}"
+    """An owner name unique to this process and run: host, pid, a random suffix and the machine tag."""
+    return f"{socket.gethostname()[:120]}:{os.getpid()}:{secrets.token_hex(3)}:{_machine_tag()}"
+
+
+def owner_is_dead_here(owner: str) -> bool:
+    """True only if `owner` ran on this very machine, boot and PID namespace, and its pid is gone.
+
+    Lets a scheduler restarted after a crash (systemd Restart=always, SIGKILL, OOM) take over at once
+    instead of waiting out the lease. Any doubt (another host, an unparsable owner, a pid that exists,
+    even reused by another program) answers False, and the lease simply expires as usual.
+    """
+    try:
+        host, pid_text, _rand, tag = owner.rsplit(":", 3)
+        pid = int(pid_text)
+    except ValueError:
+        return False
+    if host != socket.gethostname()[:120] or tag == "-" or tag != _machine_tag() or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists but not ours to signal: alive
+        return False
+    return False
 
 
 class LeaderLease:
@@ -102,8 +142,18 @@ class LeaderLease:
         if result.rowcount == 1:
             db.session.commit()
             return True
-        exists = db.session.execute(select(table.c.name).where(table.c.name == self.name)).first()
-        if exists is not None:
+        holder = db.session.execute(select(table.c.owner).where(table.c.name == self.name)).scalar()
+        if holder is not None:
+            if owner_is_dead_here(holder):
+                taken = db.session.execute(
+                    update(table)
+                    .where(table.c.name == self.name, table.c.owner == holder)
+                    .values(owner=self.owner, expires_at=expires, renewed_at=now)
+                )
+                if taken.rowcount == 1:
+                    db.session.commit()
+                    log.info("took the lease over from %s, which no longer runs on this machine", holder)
+                    return True
             db.session.rollback()
             return False
         try:

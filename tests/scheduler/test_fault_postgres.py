@@ -60,7 +60,7 @@ def _leader_pid() -> int | None:
     lease = db.session.get(SchedulerLease, "scheduler")
     if lease is None or lease.expires_at <= utcnow():
         return None
-    return int(lease.owner.split(":")[-2])
+    return int(lease.owner.rsplit(":", 3)[1])
 
 
 def _open_rows() -> int:
@@ -76,7 +76,7 @@ def test_two_schedulers_overlapping_on_postgres_send_each_reminder_once(tmp_path
     state, _ = twilio
     app = pg_app
     with app.app_context():
-        phones = add_due_reminders(300, utcnow())
+        phones = add_due_reminders(200, utcnow())
     env = scheduler_env(
         app.config["SQLALCHEMY_DATABASE_URI"], tmp_path / "instance", **app.config["FAULT_SETTINGS"]
     )

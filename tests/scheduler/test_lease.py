@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 import threading
 from datetime import timedelta
 
@@ -10,7 +13,7 @@ from sqlalchemy.exc import OperationalError
 
 from app.extensions import db
 from app.models import SchedulerLease, utcnow
-from scheduler.lease import LeaderLease, make_owner_id
+from scheduler.lease import LeaderLease, _machine_tag, make_owner_id, owner_is_dead_here
 
 
 class FakeClock:
@@ -134,3 +137,36 @@ def test_racing_takeover_of_an_expired_lease_elects_one(app):
 
 def test_owner_ids_are_unique_per_instance():
     assert make_owner_id() != make_owner_id()
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_restart_on_the_same_machine_takes_over_from_its_dead_predecessor(app):
+    now = utcnow()
+    dead = f"{socket.gethostname()}:{_dead_pid()}:abcdef:{_machine_tag()}"
+    assert owner_is_dead_here(dead)
+    assert LeaderLease(90, owner=dead).acquire(now)
+    # The lease is unexpired, but its owner is gone from this machine: no need to wait 90 s.
+    assert LeaderLease(90, owner="restarted").acquire(now + timedelta(seconds=1))
+    assert db.session.get(SchedulerLease, "scheduler").owner == "restarted"
+
+
+def test_owners_that_may_be_alive_are_never_taken_over(app):
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        alive = f"{socket.gethostname()}:{sleeper.pid}:abcdef:{_machine_tag()}"
+        other_host = f"another-host:{_dead_pid()}:abcdef:{_machine_tag()}"
+        other_namespace = f"{socket.gethostname()}:{_dead_pid()}:abcdef:000000000000"
+        for owner in (alive, other_host, other_namespace, "garbage", f"{socket.gethostname()}:x:y:z"):
+            assert not owner_is_dead_here(owner), owner
+        assert not owner_is_dead_here(make_owner_id())  # ourselves
+        now = utcnow()
+        assert LeaderLease(90, owner=alive).acquire(now)
+        assert not LeaderLease(90, owner="restarted").acquire(now + timedelta(seconds=1))
+    finally:
+        sleeper.kill()
+        sleeper.wait()

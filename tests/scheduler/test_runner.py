@@ -20,6 +20,12 @@ from scheduler.runner import SchedulerRunner, job_specs
 
 
 @pytest.fixture
+def backend() -> str:
+    """SQLite only here: the lease tests and the PostgreSQL fault tests cover PostgreSQL."""
+    return "sqlite"
+
+
+@pytest.fixture
 def calls(monkeypatch) -> list[tuple[str, str]]:
     """Replace the tick steps with recorders: (step name, thread name) per call."""
     seen: list[tuple[str, str]] = []
