@@ -258,6 +258,9 @@ def main() -> None:
     parser.add_argument(
         "--sample", type=int, default=200, help="records pushed one per call for the baseline"
     )
+    parser.add_argument(
+        "--roster-participants", type=int, default=10_000, help="roster sync with status (issue 8); 0 = skip"
+    )
     args = parser.parse_args()
     logging.disable(logging.WARNING)
 
@@ -325,6 +328,17 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
+    if args.roster_participants:
+        roster_sync_with_status(args.roster_participants, args.latency_ms)
+
+
+def roster_sync_with_status(participants: int, latency_ms: int) -> None:
+    """Issue 8: API calls and wall time of one roster sync of N participants with their follow-up status."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from bench_roster_sync import run
+
+    print()
+    run(participants, latency_ms, sample=100)
 
 
 if __name__ == "__main__":

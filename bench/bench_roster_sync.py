@@ -68,7 +68,12 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=int, default=100)
     parser.add_argument("--sample", type=int, default=100, help="records read one per call for the baseline")
     args = parser.parse_args()
+    run(args.participants, args.latency_ms, args.sample)
 
+
+def run(participants: int, latency_ms: int, sample: int = 100) -> None:
+    """Measure and print (also called by bench/bench_redcap_push.py, the REDCap bridge's benchmark)."""
+    args = argparse.Namespace(participants=participants, latency_ms=latency_ms, sample=sample)
     import logging
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one access line per API call otherwise
