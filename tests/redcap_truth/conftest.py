@@ -67,7 +67,7 @@ def truth_app(app_factory, redcap) -> Callable[..., Flask]:
             "REDCAP_DET_SECRET": DET_SECRET,
             "REDCAP_PROJECT_ID": PROJECT_ID,
             "REDCAP_MAX_CALLS_PER_SECOND": "1000",
-            "REDCAP_TIMEOUT": "3",
+            "REDCAP_TIMEOUT": "10",  # generous: a loaded 2-core CI box must not fake an outage
             "SMS_BACKEND": "console",
             "REDCAP_DET_WORKER": "false",
         }
