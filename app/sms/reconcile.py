@@ -118,7 +118,9 @@ def _resolve(msg: OutboundMessage, provider, now: datetime, record_accepted) -> 
     )
     for record in records:
         if record.sid not in taken and matches(msg, record):
-            record_accepted(msg, Accepted(record.sid, record.status), msg.claimed_at or now)
+            record_accepted(
+                msg, Accepted(record.sid, record.status), msg.claimed_at or now, early_callbacks=True
+            )
             log.info("reconcile: message %s adopted provider SID %s", msg.id, record.sid)
             return "adopted"
     return _release(msg, "re-queued after a crash: the provider had no such text")
