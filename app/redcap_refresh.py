@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
 from app.models import Participant, RecordRefresh, utcnow
-from app.redcap_exports import RedcapClientError, chunks, export_records, followup_events
+from app.redcap_exports import RedcapClientError, RedcapRejected, chunks, export_records, followup_events
 from app.redcap_status import apply_status_rows, status_fields
 
 log = logging.getLogger(__name__)
@@ -111,16 +111,22 @@ def _backoff(attempts: int) -> timedelta:
 # ---------------------------------------------------------------- reading and applying
 
 
-def reread_fields() -> list[str]:
+def reread_fields(with_contact: bool = True) -> list[str]:
     """The enrollment fields the roster uses plus the follow-up status fields; never a forbidden field."""
-    names = [*current_app.config["REDCAP_ROSTER_FIELDS"].values(), *status_fields()]
+    names = [*current_app.config["REDCAP_ROSTER_FIELDS"].values(), *status_fields(with_contact)]
     return [n for n in dict.fromkeys(names) if n]
 
 
 def export_current(record_ids: Sequence[str]) -> list[dict[str, Any]]:
-    """ONE export of the records' enrollment row and follow-up status rows."""
-    events = [current_app.config["REDCAP_ENROLLMENT_EVENT"], *followup_events()]
-    return export_records(record_ids, fields=reread_fields(), events=list(dict.fromkeys(events)))
+    """ONE export of the records' enrollment row and follow-up status rows (retried once without the
+    contact status field if REDCap refuses it)."""
+    events = list(dict.fromkeys([current_app.config["REDCAP_ENROLLMENT_EVENT"], *followup_events()]))
+    try:
+        return export_records(record_ids, fields=reread_fields(), events=events)
+    except RedcapRejected:
+        if reread_fields() == reread_fields(with_contact=False):
+            raise
+        return export_records(record_ids, fields=reread_fields(with_contact=False), events=events)
 
 
 def _apply_roster_rows(rows: list[dict[str, Any]], now: datetime) -> None:

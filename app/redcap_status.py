@@ -44,19 +44,32 @@ class StatusResult:
         return {"calls": self.calls, "rows": self.rows, "completed": len(self.completed)}
 
 
-def status_fields() -> list[str]:
+def status_fields(with_contact: bool = True) -> list[str]:
     """The only columns requested: record id, `{questionnaire}_complete`, the contact status field."""
     config = current_app.config
-    return [
+    fields = [
         config["REDCAP_ROSTER_FIELDS"]["record_id"],
         f"{config['REDCAP_QUESTIONNAIRE_INSTRUMENT']}_complete",
-        config["REDCAP_CONTACT_FIELDS"]["visit_status"],
     ]
+    contact = (config.get("REDCAP_CONTACT_FIELDS") or {}).get("visit_status")
+    if with_contact and contact:
+        fields.append(contact)
+    return fields
 
 
 def export_status_rows(record_ids: Sequence[str], client: Any = None) -> list[dict[str, Any]]:
-    """One export of the follow-up status columns of `record_ids` (one API call)."""
-    return export_records(record_ids, fields=status_fields(), events=followup_events(), client=client)
+    """One export of the follow-up status columns of `record_ids` (a second one only if REDCap refuses
+    the contact status field: a project without the contact instrument still has its questionnaire)."""
+    events = followup_events()
+    try:
+        return export_records(record_ids, fields=status_fields(), events=events, client=client)
+    except RedcapRejected as exc:
+        if len(status_fields()) == len(status_fields(with_contact=False)):
+            raise
+        log.warning("REDCap refused the contact status field (%s); reading form status only", str(exc)[:200])
+        return export_records(
+            record_ids, fields=status_fields(with_contact=False), events=events, client=client
+        )
 
 
 def completion_reason(row: dict[str, Any]) -> str | None:

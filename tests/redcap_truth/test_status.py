@@ -119,6 +119,7 @@ def test_unknown_status_field_in_settings_does_not_stop_the_roster_sync(truth_ap
     from app.models import Participant
     from app.tick import run_tick
 
+    # A project without the contact field: the questionnaire's form status is still read.
     contact = {"visit_status": "no_such_field", "invited_at": "fu_invited_at"}
     app = truth_app(REDCAP_CONTACT_FIELDS=json.dumps(contact))
     with app.app_context():
@@ -129,5 +130,15 @@ def test_unknown_status_field_in_settings_does_not_stop_the_roster_sync(truth_ap
         summary = run_tick(now, only=["roster"])
         assert "roster.error" not in summary, summary
         participant = db.session.query(Participant).filter_by(record_id="2201").one()
-        assert all(v.status != "completed" for v in participant.visits)
-        assert "follow-up status not read" in caplog.text and "no_such_field" in caplog.text
+        week4 = next(v for v in participant.visits if v.visit_key == "week_4")
+        assert week4.status == "completed" and week4.completed_via == "redcap"
+        assert "refused the contact status field" in caplog.text and "no_such_field" in caplog.text
+
+    # Not even the questionnaire's status can be read: the roster still syncs, the reason is logged.
+    app = truth_app(REDCAP_QUESTIONNAIRE_INSTRUMENT="no_such_form")
+    with app.app_context():
+        redcap.state.seed_records([baseline_row("2202", now.date() - timedelta(days=26))])
+        summary = run_tick(now, only=["roster"])
+        assert "roster.error" not in summary, summary
+        assert db.session.query(Participant).filter_by(record_id="2202").count() == 1
+        assert "follow-up status not read" in caplog.text
