@@ -53,9 +53,11 @@ class ReconcileReport:
     requeued: int = 0
 
     def count(self, kind: str) -> int:
+        """How many differences of one kind."""
         return sum(1 for d in self.differences if d.kind == kind)
 
     def summary(self) -> str:
+        """One line of counts, for the CLI."""
         counts = ", ".join(f"{kind}: {self.count(kind)}" for kind in KINDS)
         line = f"reconcile: {self.checked} completed visits checked in {self.calls} exports; {counts}"
         return line + (f"; re-queued {self.requeued}" if self.requeued else "")

@@ -46,6 +46,7 @@ class RefreshResult:
     completed_visits: list[int] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, int]:
+        """Counts for the tick summary."""
         return {
             "applied": self.applied,
             "not_found": self.not_found,

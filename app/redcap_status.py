@@ -41,6 +41,7 @@ class StatusResult:
     unknown_events: int = 0
 
     def as_dict(self) -> dict[str, int]:
+        """Counts for the tick summary."""
         return {"calls": self.calls, "rows": self.rows, "completed": len(self.completed)}
 
 
