@@ -11,13 +11,13 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from flask import current_app, render_template, request, session
+from flask import current_app, request, session
 from jinja2.utils import htmlsafe_json_dumps
 from markupsafe import Markup
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 
 from app.extensions import db
 from app.i18n import SUPPORTED
@@ -27,7 +27,7 @@ from app.models.visit import FINAL_STATUSES
 from app.questionnaire import translations as tr
 from app.questionnaire.answers import clean_answers
 from app.questionnaire.definition import InstrumentDef
-from app.questionnaire.form_builder import UNANSWERED, Question, QuestionnaireForm, logic_map
+from app.questionnaire.form_builder import Question, QuestionnaireForm, logic_map
 from app.questionnaire.store import current_definition
 from app.submissions import SubmissionOutcome, accept_submission
 
@@ -37,8 +37,8 @@ OPEN = "open"  # the questionnaire can be answered
 MAX_TOKEN_LENGTH = 64
 _BLANK_CACHE_SIZE = 32
 _lock = threading.Lock()
-_blank_forms: OrderedDict[tuple, tuple[Any, Markup, Markup]] = OrderedDict()
 _version_ids: dict[tuple[str, str], int] = {}
+_definitions: dict[tuple[str, str], InstrumentDef] = {}
 
 
 @dataclass
@@ -52,6 +52,8 @@ class LinkContext:
     language: str | None = None
     timezone: str | None = None
     link: SurveyLink | None = None
+    version_id: int | None = None  # the questionnaire's current stored version, read in the same query
+    version_hash: str | None = None
 
 
 _COLUMNS = (
@@ -70,21 +72,53 @@ _COLUMNS = (
 )
 
 
+def _current_version_columns(name: str) -> tuple:
+    """The current questionnaire version's id and hash as scalar subqueries, so a page needs one query."""
+    base = (
+        select()
+        .where(InstrumentVersion.instrument == name, InstrumentVersion.is_current.is_(True))
+        .order_by(InstrumentVersion.id.desc())
+        .limit(1)
+    )
+    return (
+        base.add_columns(InstrumentVersion.id).scalar_subquery().label("current_version_id"),
+        base.add_columns(InstrumentVersion.version_hash).scalar_subquery().label("current_version_hash"),
+    )
+
+
+@lru_cache(maxsize=16)
+def _token_query(instrument_name: str, posting: bool) -> Select:
+    """The one statement behind every token lookup, built once (the digest is a bound parameter).
+    A POST may store, so it also loads the link and its visit (the many-to-one then needs no query)."""
+    columns = (*_COLUMNS, *_current_version_columns(instrument_name))
+    query = select(*columns, SurveyLink, Visit) if posting else select(*columns)
+    return (
+        query.join_from(SurveyLink, Visit, SurveyLink.visit_id == Visit.id)
+        .join(Participant, Visit.participant_id == Participant.id)
+        .where(SurveyLink.token_hash == bindparam("digest"))
+    )
+
+
 def resolve(token: str, now: datetime, posting: bool = False) -> LinkContext:
     """The state of a token at `now`, from one statement whatever the token. A spent link answers
     `received` only to a POST (a replay); to a GET it looks like any unusable token."""
     digest = hash_token(token[:MAX_TOKEN_LENGTH] if token else "")
-    query = (select(*_COLUMNS, SurveyLink) if posting else select(*_COLUMNS)).join_from(
-        SurveyLink, Visit, SurveyLink.visit_id == Visit.id
-    )
-    query = query.join(Participant, Visit.participant_id == Participant.id).where(
-        SurveyLink.token_hash == digest
-    )
-    row = db.session.execute(query).first()
+    query = _token_query(current_app.config["REDCAP_QUESTIONNAIRE_INSTRUMENT"], posting)
+    if posting:
+        row = db.session.execute(query, {"digest": digest}).first()
+    else:  # plain columns: skip the ORM's per-statement work
+        row = db.session.connection().execute(query, {"digest": digest}).first()
     if row is None or not token or len(token) > MAX_TOKEN_LENGTH:
         return LinkContext(INVALID)
     ctx = LinkContext(
-        INVALID, row.link_id, row.visit_id, row.language, row.timezone, row[-1] if posting else None
+        INVALID,
+        row.link_id,
+        row.visit_id,
+        row.language,
+        row.timezone,
+        row[-2] if posting else None,
+        row.current_version_id,
+        row.current_version_hash,
     )
     if row.revoked_at is not None or not (row.valid_from <= now < row.valid_until):
         return ctx
@@ -115,9 +149,24 @@ def choose_language(ctx: LinkContext, requested: str | None) -> str:
     return request.accept_languages.best_match(SUPPORTED) or "en"
 
 
-def instrument() -> InstrumentDef | None:
-    """The current questionnaire definition (None until the first metadata refresh)."""
-    return current_definition(current_app.config["REDCAP_QUESTIONNAIRE_INSTRUMENT"])
+def instrument(ctx: LinkContext) -> InstrumentDef | None:
+    """The current questionnaire definition (None until the first metadata refresh). The token's query
+    already named the current version; its parsed definition is kept per version hash."""
+    name = current_app.config["REDCAP_QUESTIONNAIRE_INSTRUMENT"]
+    if ctx.version_hash is None:
+        return current_definition(name)
+    key = (name, ctx.version_hash)
+    with _lock:
+        found = _definitions.get(key)
+    if found is None:
+        found = current_definition(name)
+        if found is None or found.version_hash != ctx.version_hash:
+            return found  # a refresh landed in between: use it, uncached
+        with _lock:
+            _definitions[key] = found
+            while len(_definitions) > _BLANK_CACHE_SIZE:
+                _definitions.pop(next(iter(_definitions)))
+    return found
 
 
 def version_id(definition: InstrumentDef) -> int | None:
@@ -141,25 +190,26 @@ def logic_json(definition: InstrumentDef) -> Markup:
     return htmlsafe_json_dumps(logic_map(definition))
 
 
-def blank_form_html(definition: InstrumentDef, lang: str, today: date) -> tuple[Markup, Markup]:
-    """The blank form's questions and its branching JSON, rendered once per version, language, day
-    and translation file content: a GET then costs one lookup and the page shell."""
+CSRF_SLOT = "\x00csrf\x00"  # stands for the per-session CSRF token in a cached blank page
+
+
+def blank_page_html(definition: InstrumentDef, lang: str, today: date, render) -> str:
+    """The whole blank questionnaire page, rendered once per app, version, language, local day and
+    translation file content; only the CSRF token (CSRF_SLOT) differs between participants."""
     texts = tr.load_translations()
-    key = (current_app.import_name, definition.name, definition.version_hash, lang, today)
+    cache: OrderedDict = current_app.extensions.setdefault("patient_blank_pages", OrderedDict())
+    key = (definition.name, definition.version_hash, lang, today)
     with _lock:
-        hit = _blank_forms.get(key)
+        hit = cache.get(key)
     if hit is not None and hit[0] is texts:
-        return hit[1], hit[2]
-    page = blank_page(definition, lang, today)
-    html = render_template("patient/_questions.html", page=page, unanswered_name=UNANSWERED)
-    questions = Markup(html)  # noqa: S704 (autoescaped template output)
-    logic = logic_json(definition)
+        return hit[1]
+    html = render(blank_page(definition, lang, today))
     with _lock:
-        _blank_forms[key] = (texts, questions, logic)
-        _blank_forms.move_to_end(key)
-        while len(_blank_forms) > _BLANK_CACHE_SIZE:
-            _blank_forms.popitem(last=False)
-    return questions, logic
+        cache[key] = (texts, html)
+        cache.move_to_end(key)
+        while len(cache) > _BLANK_CACHE_SIZE:
+            cache.popitem(last=False)
+    return html
 
 
 def local_today(ctx: LinkContext, now: datetime) -> date:
@@ -200,7 +250,9 @@ def submit(ctx: LinkContext, definition: InstrumentDef, formdata, lang: str, now
         result.answers,
         now=now,
         language=lang,
-        instrument_version_id=version_id(definition),
+        instrument_version_id=ctx.version_id
+        if ctx.version_hash == definition.version_hash
+        else version_id(definition),
         columns=definition.columns(),
     )
     return Page(form, [], {}, outcome)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from flask import Response, current_app, g, render_template, request
 from flask_babel import gettext as _
 from flask_babel import refresh
-from flask_wtf.csrf import CSRFError
+from flask_wtf.csrf import CSRFError, generate_csrf
+from markupsafe import escape
 from werkzeug.exceptions import TooManyRequests
 
 from app.extensions import limiter
@@ -33,25 +34,24 @@ def _invalid() -> tuple[str, int]:
     return _message("invalid", 404)
 
 
-def _form_page(page: flow.Page | None, definition, status: int = 200, expired: bool = False, today=None):
-    """The questionnaire page: the blank form from the cache, a form with answers rendered afresh."""
-    questions_html = logic = None
-    if page is None:
-        questions_html, logic = flow.blank_form_html(definition, g.locale, today)
-    else:
-        logic = flow.logic_json(definition)
-    return (
-        render_template(
-            "patient/questionnaire.html",
-            title=instrument_label(definition.name, g.locale, default=_("Follow-up questionnaire")),
-            page=page,
-            questions_html=questions_html,
-            logic=logic,
-            unanswered_name=UNANSWERED,
-            session_expired=expired,
-        ),
-        status,
+def _render_form(page: flow.Page, definition, expired: bool = False, csrf_value: str | None = None) -> str:
+    return render_template(
+        "patient/questionnaire.html",
+        title=instrument_label(definition.name, g.locale, default=_("Follow-up questionnaire")),
+        page=page,
+        logic=flow.logic_json(definition),
+        unanswered_name=UNANSWERED,
+        session_expired=expired,
+        csrf_value=csrf_value,
     )
+
+
+def _blank_form(definition, today) -> str:
+    """The blank page from the per-app cache, with this session's CSRF token put in."""
+    html = flow.blank_page_html(
+        definition, g.locale, today, lambda page: _render_form(page, definition, csrf_value=flow.CSRF_SLOT)
+    )
+    return html.replace(flow.CSRF_SLOT, str(escape(generate_csrf())), 1)
 
 
 @bp.route("/s/<token>", methods=["GET", "POST"])
@@ -65,14 +65,14 @@ def questionnaire(token: str):
         return _invalid()
     if ctx.state == flow.RECEIVED:
         return _message("received", 200, red_flag=flow.visit_red_flag(ctx))
-    definition = flow.instrument()
+    definition = flow.instrument(ctx)
     if definition is None:
         return _message("unavailable", 503)
     if request.method == "GET":
-        return _form_page(None, definition, today=flow.local_today(ctx, now))
+        return _blank_form(definition, flow.local_today(ctx, now))
     page = flow.submit(ctx, definition, request.form, g.locale, now)
     if page.outcome is None:
-        return _form_page(page, definition)
+        return _render_form(page, definition)
     if not page.outcome.accepted:
         return _message("received", 200, red_flag=flow.visit_red_flag(ctx))
     return _message("thanks", 200, red_flag=page.outcome.red_flag)
@@ -87,11 +87,11 @@ def csrf_failed(exc: CSRFError):
     _use_language(flow.choose_language(ctx, request.args.get("lang")))
     if ctx.state != flow.OPEN:
         return _invalid() if ctx.state == flow.INVALID else _message("received", 200, red_flag=False)
-    definition = flow.instrument()
+    definition = flow.instrument(ctx)
     if definition is None:
         return _message("unavailable", 503)
     form = flow.QuestionnaireForm(definition, g.locale, request.form, flow.local_today(ctx, now))
-    return _form_page(flow.Page(form, form.questions()), definition, status=400, expired=True)
+    return _render_form(flow.Page(form, form.questions()), definition, expired=True), 400
 
 
 @bp.errorhandler(TooManyRequests)
