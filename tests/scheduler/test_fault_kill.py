@@ -59,7 +59,7 @@ def _open_rows() -> int:
 
 def test_sigkill_ten_times_while_1000_reminders_are_due(tmp_path, twilio):
     state, api_url = twilio
-    settings = {**twilio_settings(api_url), "SMS_RATE_PER_SECOND": "80", "SCHEDULER_LEASE_SECONDS": "2"}
+    settings = {**twilio_settings(api_url), "SMS_RATE_PER_SECOND": "200", "SCHEDULER_LEASE_SECONDS": "2"}
     app = build_app("sqlite", tmp_path, **settings)
     seed = int(os.environ.get("FAULT_SEED", random.randrange(1_000_000)))
     rng = random.Random(seed)
@@ -70,24 +70,27 @@ def test_sigkill_ten_times_while_1000_reminders_are_due(tmp_path, twilio):
     log_path = tmp_path / "scheduler.log"
     processes: list[SchedulerProcess] = []
     try:
-        for _ in range(KILLS):
+        started = time.monotonic()
+        for kill in range(KILLS):
             proc = SchedulerProcess(env, log_path).start()
             processes.append(proc)
             before = len(state.messages)
             if rng.random() < 0.3:
                 time.sleep(rng.uniform(0.2, 2.5))  # anywhere: start-up, standby wait, planning, sending
             else:
-                target = before + rng.randint(1, 120)
+                target = before + rng.randint(1, 80)
                 wait_until(lambda t=target, p=proc: len(state.messages) >= t or not p.alive(), 10)
                 time.sleep(rng.uniform(0, 0.03))  # mid-request, mid-commit, between rows
             assert proc.alive(), proc.log()[-3000:]
             proc.kill()
+            print(f"kill {kill + 1} at {time.monotonic() - started:.1f} s: {len(state.messages)} sent")
         sent_during_kills = len(state.messages)
         final = SchedulerProcess(env, log_path, shift_seconds=150).start()
         processes.append(final)
         with app.app_context():
             done = wait_until(lambda: len(state.messages) >= REMINDERS and _open_rows() == 0, 45, 0.2)
         assert done, f"seed {seed}: {len(state.messages)} sent, log:\n{final.log()[-4000:]}"
+        print(f"all settled at {time.monotonic() - started:.1f} s")
         assert final.terminate() == 0
     finally:
         for proc in processes:
