@@ -43,8 +43,8 @@ def fake_phone(n: int) -> str:
     return f"+861380013{8000 + n}"
 
 
-def add_due_reminders(count: int, now: datetime, start: int = 0) -> list[str]:
-    """`count` consenting participants whose week-4 visit opened yesterday (first reminder due); commits.
+def add_due_reminders(count: int, now: datetime, start: int = 0, days_since_discharge: int = 26) -> list[str]:
+    """`count` consenting participants whose week-4 visit is open (day 26: opened yesterday); commits.
 
     Returns their phone numbers. The zone puts `now` at local midday so every text is inside the window.
     """
@@ -62,7 +62,7 @@ def add_due_reminders(count: int, now: datetime, start: int = 0) -> list[str]:
             timezone=zone,
             sms_consent=True,
             status="active",
-            anchor_date=local_today - timedelta(days=26),
+            anchor_date=local_today - timedelta(days=days_since_discharge),
             roster_synced_at=now,
         )
         db.session.add(participant)
