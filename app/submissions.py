@@ -153,9 +153,11 @@ def _store(
     """The write transaction of `accept_submission`: everything commits together, or nothing."""
     try:
         db.session.add(submission)
-        db.session.flush()  # the unique visit_id speaks here when two submits race
-        submission_id, visit_id = submission.id, visit.id  # read before the commit expires them
+        # Its statement flushes the new row with the visit's change: the unique visit_id speaks here
+        # when two submits race.
         complete_visit(visit, "questionnaire", now, actor)
+        db.session.flush()
+        submission_id, visit_id = submission.id, visit.id  # read before the commit expires them
         link.used_at = now
         audit.record(
             actor,

@@ -52,6 +52,7 @@ class LinkContext:
     language: str | None = None
     timezone: str | None = None
     link: SurveyLink | None = None
+    visit: Visit | None = None  # held so the link's many-to-one finds it in the identity map
     version_id: int | None = None  # the questionnaire's current stored version, read in the same query
     version_hash: str | None = None
 
@@ -117,6 +118,7 @@ def resolve(token: str, now: datetime, posting: bool = False) -> LinkContext:
         row.language,
         row.timezone,
         row[-2] if posting else None,
+        row[-1] if posting else None,
         row.current_version_id,
         row.current_version_hash,
     )
