@@ -286,6 +286,9 @@ def main() -> int:
             ours.stop()
 
     print()
+    load1, load5, _ = os.getloadavg()
+    cpus = os.cpu_count()
+    print(f"machine load average at the end: {load1:.1f} (1 min), {load5:.1f} (5 min) on {cpus} CPUs")
     print(f"{'target':<34} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'requests':>9}")
     for name, (rps, p50, p99, errors, count) in (
         ("bare Flask GET /hello (baseline)", hello),
