@@ -121,8 +121,9 @@ def plan_due(now: datetime) -> PlanResult:
                     }
                 )
         if inserts:
-            stmt = dialect_insert(OutboundMessage).on_conflict_do_nothing()
-            db.session.execute(stmt, inserts)
+            # Core executemany: one compiled statement for the whole chunk (the ORM path compiles per row).
+            stmt = dialect_insert(OutboundMessage.__table__).on_conflict_do_nothing()
+            db.session.connection().execute(stmt, inserts)
             result.planned += sum(1 for row in inserts if row["status"] == "pending")
             result.stale += sum(1 for row in inserts if row["status"] == "skipped")
         db.session.commit()

@@ -52,16 +52,34 @@ def _create(conn, name: str) -> None:
     conn.execute(dialect_insert(SmsRateBucket).values(name=name, next_at=0.0).on_conflict_do_nothing())
 
 
+_pace_lock = threading.Lock()
+_last_start: dict[str, float] = {}
+
+
 def wait_turn(rate_per_second: float, stop: threading.Event | None = None, name: str = BUCKET) -> float:
-    """Block until this caller's reserved slot; returns the seconds waited."""
+    """Block until this caller's reserved slot; returns the seconds waited.
+
+    Threads of one process that wake late for their slots would otherwise leave together; they
+    also keep 1/rate apart from each other, so a late burst is smoothed out rather than sent at once.
+    """
+    started = time.time()
     at = reserve(rate_per_second, name)
-    delay = at - time.time()
-    if delay > 0:
-        if stop is not None:
-            stop.wait(delay)
-        else:
-            time.sleep(delay)
-    return max(delay, 0.0)
+    _sleep(at - time.time(), stop)
+    interval = 1.0 / rate_per_second
+    with _pace_lock:
+        last = _last_start.get(name, 0.0)
+        _sleep(last + interval - time.time(), stop)
+        _last_start[name] = time.time()
+    return time.time() - started
+
+
+def _sleep(seconds: float, stop: threading.Event | None) -> None:
+    if seconds <= 0:
+        return
+    if stop is not None:
+        stop.wait(seconds)
+    else:
+        time.sleep(seconds)
 
 
 def reset(name: str = BUCKET) -> None:
