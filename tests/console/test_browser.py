@@ -65,6 +65,18 @@ def served(tmp_path) -> Iterator[tuple[str, object, object]]:
             db.engine.dispose()
 
 
+def serious(page) -> list[str]:
+    """axe-core's serious and critical accessibility violations on the current page."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page)
+    return [
+        f"{v['id']}: {v['help']} ({len(v['nodes'])} nodes)"
+        for v in results.response["violations"]
+        if v.get("impact") in ("serious", "critical")
+    ]
+
+
 @pytest.mark.parametrize("viewport", [{"width": 390, "height": 844}, {"width": 1280, "height": 900}])
 def test_sign_in_and_acknowledge_a_red_flag(browser, served, viewport):
     base, app, (email, study) = served
@@ -89,6 +101,7 @@ def test_sign_in_and_acknowledge_a_red_flag(browser, served, viewport):
 
     page.goto(f"{base}/console/")
     assert "/console/login" in page.url  # no page without an account
+    assert serious(page) == []
     page.fill("input[name=email]", email)
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit].primary")
@@ -97,6 +110,7 @@ def test_sign_in_and_acknowledge_a_red_flag(browser, served, viewport):
     assert items.first.get_attribute("data-kind") == "red_flag"
     assert "RF-001" in items.first.inner_text()
     page.screenshot(path=str(ARTIFACTS / f"console-worklist-{tag}.png"), full_page=True)
+    assert serious(page) == []
 
     first = items.first
     first.locator("textarea[name=note]").fill("Phoned the participant; advised to go to the emergency room.")
@@ -114,6 +128,7 @@ def test_sign_in_and_acknowledge_a_red_flag(browser, served, viewport):
     assert "Oxygen saturation (SpO2)" in page.content()
     assert page.locator(".redflag.acknowledged").count() == 1
     page.screenshot(path=str(ARTIFACTS / f"console-participant-{tag}.png"), full_page=True)
+    assert serious(page) == []
 
     # phone layout: one column, large targets
     if tag == "phone":
