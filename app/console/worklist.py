@@ -255,6 +255,34 @@ def status_push_failed(now: datetime, limit: int) -> list[WorkItem]:
     ]
 
 
+@register_source(42, "conflict")
+def redcap_conflicts(now: datetime, limit: int) -> list[WorkItem]:
+    """Answers held back because REDCap already had staff's data for the visit (decided on its page)."""
+    rows = db.session.execute(
+        select(Submission, Visit, Participant)
+        .join(Visit, Submission.visit_id == Visit.id)
+        .join(Participant, Visit.participant_id == Participant.id)
+        .where(Submission.sync_status == "conflict")
+        .order_by(Submission.submitted_at)
+        .limit(limit)
+    ).all()
+    return [
+        WorkItem(
+            rank=42,
+            kind="conflict",
+            participant_id=p.id,
+            record_id=p.record_id,
+            visit_id=v.id,
+            visit_key=v.visit_key,
+            submission_id=s.id,
+            why=_("REDCap already holds other data for this visit: compare and decide"),
+            sort_key=s.submitted_at,
+            action="conflict",
+        )
+        for s, v, p in rows
+    ]
+
+
 @register_source(50, "no_phone")
 def no_usable_phone(now: datetime, limit: int) -> list[WorkItem]:
     """Active participants with visits ahead who cannot be texted: no number, invalid, or no consent."""

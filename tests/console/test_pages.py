@@ -180,3 +180,13 @@ def test_work_list_rows_carry_their_action_for_coordinators(as_role, study):
     assert f'action="/console/status-pushes/{study.failed_status_push}/retry"' in html
     viewer = as_role("viewer").get("/console/").data.decode()
     assert 'method="post" action="/console/visits' not in viewer and "/acknowledge" not in viewer
+
+
+def test_redcap_conflicts_appear_after_failed_pushes(as_role, study):
+    participant = make_participant("CF-012", commit=False)
+    visit = add_visit(participant, status="completed", completed_at=NOW, completed_via="questionnaire")
+    submission = add_submission(visit, sync_status="conflict", redcap_snapshot={"fu_spo2": "97"})
+    db.session.commit()
+    html = as_role("viewer").get("/console/").data
+    assert kinds(html).index("conflict") == kinds(html).index("status_push_failed") + 1
+    assert f'href="/console/conflicts/{submission.id}"'.encode() in html
