@@ -144,3 +144,13 @@ def test_reconcile_page_shows_the_report_and_survives_an_outage(truth_app, redca
         redcap.state.fail("500", count=None)
         down = viewer.get("/console/reconcile")
         assert down.status_code == 200 and "REDCap cannot be reached" in down.get_data(as_text=True)
+
+
+def test_participant_page_links_a_conflict_to_the_comparison(truth_app, redcap):
+    app = truth_app()
+    with app.app_context():
+        submission = _conflict(redcap, "9301")
+        viewer = signed_in(app, "viewer")
+        page = viewer.get(f"/console/participants/{submission.visit.participant_id}")
+        assert page.status_code == 200
+        assert f"/console/conflicts/{submission.id}" in page.get_data(as_text=True)
