@@ -7,7 +7,9 @@ Method (printed with the figures):
   (only failed lookups count), the trial's questionnaire stored, and PARTICIPANTS participants each
   with an open visit and an issued link.
 - Load: a small generator of PROCS processes x THREADS threads using http.client, one connection
-  per request (gunicorn's sync workers close after each response), for SECONDS per target:
+  per request (gunicorn's sync workers close after each response), for SECONDS per target, after
+  WARM_UP seconds of untimed load on each server. Both servers run at once and the two GET targets are
+  measured in alternating slices (ROUNDS), so a busy machine weighs on both alike:
   1. GET /hello on the bare app (baseline);
   2. GET /s/<token> (the whole questionnaire page), cycling over the tokens;
   3. POST /s/<token> of a complete, valid questionnaire, each with its own fresh token, session
@@ -49,6 +51,7 @@ app = Flask(__name__)
 def hello():
     return "hello"
 """
+WARM_UP = 4.0  # seconds of untimed load first: workers boot after the bind and warm their caches
 ANSWERS = {
     "fu_fever": "0",
     "fu_mmrc": "1",
@@ -153,12 +156,6 @@ class Server:
                     ) from exc
                 time.sleep(0.1)
 
-    def warm_up(self, path: str, seconds: float = 4.0) -> None:
-        """Untimed requests until every worker has booted and served (workers boot after the bind)."""
-        stop_at = time.monotonic() + seconds
-        while time.monotonic() < stop_at:
-            one(self.port, "GET", path)
-
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
         try:
@@ -214,15 +211,21 @@ def _worker(args) -> tuple[list[float], int, int]:
     return latencies, errors, len(latencies)
 
 
-def load(port: int, method: str, jobs: list, seconds: float, procs: int, threads: int, expect: bytes = b""):
-    """Run the generator; returns (requests/s, p50 ms, p99 ms, errors, count)."""
+def run(port: int, method: str, jobs: list, seconds: float, procs: int, threads: int, expect: bytes = b""):
+    """Run the generator once; returns (latencies in seconds, errors, wall seconds)."""
     shards = [jobs[i::procs] for i in range(procs)] if len(jobs) >= procs else [jobs] * procs
     start = time.perf_counter()
     with ProcessPoolExecutor(procs) as pool:
         results = list(pool.map(_worker, [(port, method, s, seconds, threads, expect) for s in shards]))
     wall = time.perf_counter() - start
-    latencies = sorted(x for r in results for x in r[0])
-    errors = sum(r[1] for r in results)
+    return [x for r in results for x in r[0]], sum(r[1] for r in results), wall
+
+
+def summary(runs: list[tuple[list[float], int, float]]):
+    """(requests/s, p50 ms, p99 ms, errors, count) over one or more runs."""
+    latencies = sorted(x for r in runs for x in r[0])
+    errors = sum(r[1] for r in runs)
+    wall = sum(r[2] for r in runs)
     count = len(latencies)
     if not count:
         return 0.0, 0.0, 0.0, errors, 0
@@ -250,7 +253,8 @@ def prepare_posts(port: int, tokens: list[str]) -> list[tuple[str, bytes, dict]]
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=10.0, help="per target (GETs in --rounds slices)")
+    parser.add_argument("--rounds", type=int, default=4, help="alternating slices of the two GET targets")
     parser.add_argument("--participants", type=int, default=4000)
     parser.add_argument("--procs", type=int, default=2, help="load generator processes")
     parser.add_argument("--threads", type=int, default=4, help="threads per generator process")
@@ -267,22 +271,24 @@ def main() -> int:
         print(f"gunicorn workers: {workers}; generator: {args.procs} processes x {args.threads} threads")
 
         bare = Server("bare:app", tmp, env)
-        try:
-            bare.warm_up("/hello")
-            hello = load(
-                bare.port, "GET", [("/hello", None, {})], args.seconds, args.procs, args.threads, b"hello"
-            )
-        finally:
-            bare.stop()
-
         ours = Server("wsgi:app", ROOT, env)
         try:
-            ours.warm_up(f"/s/{page_tokens[0]}")
+            hello_jobs = [("/hello", None, {})]
             page_jobs = [(f"/s/{t}", None, {}) for t in page_tokens]
-            page = load(ours.port, "GET", page_jobs, args.seconds, args.procs, args.threads, b"qform")
+            gen = (args.procs, args.threads)
+            run(bare.port, "GET", hello_jobs, WARM_UP, *gen)  # every worker booted and warm
+            run(ours.port, "GET", page_jobs, WARM_UP, *gen)
+            # Alternate short slices of the two GET targets, so both see the same machine load.
+            hello_runs, page_runs = [], []
+            slice_seconds = args.seconds / args.rounds
+            for _ in range(args.rounds):
+                hello_runs.append(run(bare.port, "GET", hello_jobs, slice_seconds, *gen, b"hello"))
+                page_runs.append(run(ours.port, "GET", page_jobs, slice_seconds, *gen, b"qform"))
+            hello, page = summary(hello_runs), summary(page_runs)
             post_jobs = prepare_posts(ours.port, post_tokens)
-            post = load(ours.port, "POST", post_jobs, args.seconds, args.procs, args.threads, b'id="thanks"')
+            post = summary([run(ours.port, "POST", post_jobs, args.seconds, *gen, b'id="thanks"')])
         finally:
+            bare.stop()
             ours.stop()
 
     print()
