@@ -72,6 +72,10 @@ def _compare(node: Compare, instrument: InstrumentDef, lang: str) -> str:
             return _("“%(question)s” is not answered", question=question)
         return _("“%(question)s” is answered", question=question)
     value = _value(left, right.value, instrument, lang)
+    fdef = instrument.field(left.field)
+    if op in _ORDERED and fdef is not None and fdef.has_choices and value != right.value:
+        # An order over a choice list reads as a position in the list, not as "more than" a label.
+        return _ordered_choice(op, question, value)
     texts = {
         "=": _("“%(question)s” is “%(value)s”", question=question, value=value),
         "<>": _("“%(question)s” is not “%(value)s”", question=question, value=value),
@@ -81,3 +85,16 @@ def _compare(node: Compare, instrument: InstrumentDef, lang: str) -> str:
         ">=": _("“%(question)s” is %(value)s or more", question=question, value=value),
     }
     return texts[op]
+
+
+_ORDERED = ("<", "<=", ">", ">=")
+
+
+def _ordered_choice(op: str, question: str, value: str) -> str:
+    if op == ">=":
+        return _("“%(question)s” is “%(value)s” or an answer after it", question=question, value=value)
+    if op == ">":
+        return _("“%(question)s” is an answer after “%(value)s”", question=question, value=value)
+    if op == "<=":
+        return _("“%(question)s” is “%(value)s” or an answer before it", question=question, value=value)
+    return _("“%(question)s” is an answer before “%(value)s”", question=question, value=value)
