@@ -7,7 +7,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import AuditEntry, User
 from tests.console.conftest import sign_in
-from tests.console.test_actions import refused
+from tests.console.helpers import refused
 
 
 def test_admin_creates_an_account_that_can_sign_in(app, as_role, users):
