@@ -5,12 +5,10 @@
   "use strict";
   var form = document.getElementById("qform");
   var data = document.getElementById("q-logic");
-  if (!form || !data) { return; }
   var logic;
-  try { logic = JSON.parse(data.textContent || "{}"); } catch (e) { return; }
   var NUM = /^[-+]?(\d+\.?\d*|\.\d+)$/;
   var UNSET = "_unanswered";
-  var boxes = Array.prototype.slice.call(form.querySelectorAll(".q[data-field]"));
+  var boxes = form ? Array.prototype.slice.call(form.querySelectorAll(".q[data-field]")) : [];
 
   function skipped(name) {
     var box = form.querySelector('input[name="' + UNSET + '"][value="' + name + '"]');
@@ -64,6 +62,11 @@
     }
     return compare(node.op, term(node.left, env), term(node.right, env));
   }
+
+  // The same evaluator, for the tests that replay tests/questionnaire/branching_cases.json.
+  window.followupBranching = { evaluate: evaluate };
+  if (!form || !data) { return; }
+  try { logic = JSON.parse(data.textContent || "{}"); } catch (e) { return; }
 
   function setShown(box, shown) {
     box.hidden = !shown;

@@ -183,3 +183,28 @@ def test_controls_are_large_enough_to_tap(browser, served):
         assert page.evaluate("document.documentElement.scrollWidth") <= 320
     finally:
         context.close()
+
+
+def test_browser_script_replays_the_shared_branching_cases(browser, served):
+    """The page's script and the server's evaluator agree on every case in branching_cases.json."""
+    import json
+
+    url, _app = served
+    cases = json.loads(
+        (Path(__file__).resolve().parents[1] / "questionnaire" / "branching_cases.json").read_text()
+    )
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        page.goto(url)
+        got = page.evaluate(
+            "cases => cases.map(c => window.followupBranching.evaluate(c.ast, c.answers))", cases
+        )
+    finally:
+        context.close()
+    wrong = [
+        (c["logic"], c["answers"], c["expected"])
+        for c, g in zip(cases, got, strict=True)
+        if g != c["expected"]
+    ]
+    assert wrong == []
