@@ -114,7 +114,7 @@ def test_red_flag_plans_one_alert_per_oncall_number_and_warns_the_participant(ap
         assert all(a.participant_id == inv.participant.id and a.due_at is not None for a in alerts)
         # a replay repeats the warning but plans nothing new
         again = app.test_client().post(inv.url, data=dict(GOOD, fu_spo2="91"))
-        assert "already been received" in again.get_data(as_text=True)
+        assert "Answers already received" in again.get_data(as_text=True)
         assert "Please get help now" in again.get_data(as_text=True)
         assert len(db.session.scalars(select(OutboundMessage)).all()) == 2
     finally:

@@ -143,7 +143,7 @@ def test_second_submit_and_replay_are_already_received(trial, client):
     for _ in range(2):
         again = client.post(inv.url, data=dict(GOOD, fu_mmrc="4"))
         assert again.status_code == 200
-        assert "already been received" in again.get_data(as_text=True)
+        assert "Answers already received" in again.get_data(as_text=True)
     assert submissions() == 1
     assert db.session.scalar(select(Submission.answers))["fu_mmrc"] == "1"
     assert db.session.scalar(select(func.count()).select_from(OutboundMessage)) == 0
@@ -172,7 +172,7 @@ def test_visit_completed_elsewhere_shows_already_received(trial, client):
     complete_visit(inv.visit, "clinic", utcnow(), "coordinator@example.org")
     db.session.commit()
     response = client.get(inv.url)
-    assert response.status_code == 200 and "already been received" in response.get_data(as_text=True)
+    assert response.status_code == 200 and "Answers already received" in response.get_data(as_text=True)
     client.post(inv.url, data=GOOD)
     assert submissions() == 0
 
