@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app
 from sqlalchemy import delete, func, or_, select
@@ -132,23 +131,9 @@ def export_current(record_ids: Sequence[str]) -> list[dict[str, Any]]:
 
 def _apply_roster_rows(rows: list[dict[str, Any]], now: datetime) -> None:
     """Enrollment rows through the roster sync's own row logic, so both paths behave the same."""
-    from app import roster
+    from app.roster import apply_rows
 
-    apply_rows = getattr(roster, "apply_rows", None)
-    if apply_rows is not None:
-        apply_rows(rows, now)
-        return
-    config = current_app.config
-    roster._apply_chunk(  # the sync's per-chunk function, until it exposes apply_rows
-        rows,
-        roster.roster_fields(config),
-        config,
-        roster._settings_fingerprint(config),
-        ZoneInfo(config["STUDY_TIMEZONE"]),
-        now,
-        roster.RosterReport(),
-        position=0,
-    )
+    apply_rows(rows, now)
 
 
 def apply_current(
