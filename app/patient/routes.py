@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Response, current_app, g, render_template, request
+import time
+
+from flask import current_app, g, render_template, request
 from flask_babel import gettext as _
 from flask_babel import refresh
 from flask_wtf.csrf import CSRFError, generate_csrf
@@ -11,13 +13,9 @@ from werkzeug.exceptions import TooManyRequests
 
 from app.extensions import limiter
 from app.models import utcnow
-from app.patient import bp, flow
+from app.patient import bp, flow, guessing
 from app.questionnaire.form_builder import UNANSWERED
 from app.questionnaire.translations import instrument_label
-
-
-def _guess_limit() -> str:
-    return current_app.config["TOKEN_GUESS_LIMIT"]
 
 
 def _use_language(lang: str) -> None:
@@ -55,13 +53,16 @@ def _blank_form(definition, today) -> str:
 
 
 @bp.route("/s/<token>", methods=["GET", "POST"])
-@limiter.limit(_guess_limit, deduct_when=lambda response: response.status_code == 404)
+@limiter.exempt  # the guess limit below counts only failed lookups
 def questionnaire(token: str):
-    """The participant's questionnaire; only failed lookups (404) count against the guess limit."""
+    """The participant's questionnaire; only failed lookups count against TOKEN_GUESS_LIMIT."""
+    if guessing.blocked():
+        return _too_many()
     now = utcnow()
     ctx = flow.resolve(token, now, posting=request.method == "POST")
     _use_language(flow.choose_language(ctx, request.args.get("lang")))
     if ctx.state == flow.INVALID:
+        guessing.count_failure()
         return _invalid()
     if ctx.state == flow.RECEIVED:
         return _message("received", 200, red_flag=flow.visit_red_flag(ctx))
@@ -94,13 +95,15 @@ def csrf_failed(exc: CSRFError):
     return _render_form(flow.Page(form, form.questions()), definition, expired=True), 400
 
 
-@bp.errorhandler(TooManyRequests)
-def too_many(exc: TooManyRequests):
+def _too_many() -> tuple[str, int]:
     """Too many wrong links from one client: wait, or call the study team."""
     _use_language(flow.choose_language(flow.LinkContext(flow.INVALID), request.args.get("lang")))
-    response: Response = current_app.make_response(_message("too_many", 429))
-    retry = exc.get_headers() if hasattr(exc, "get_headers") else []
-    for name, value in retry:
-        if name.lower() == "retry-after":
-            response.headers[name] = value
+    response = current_app.make_response(_message("too_many", 429))
+    response.headers["Retry-After"] = str(guessing.retry_after(time.time()))
     return response
+
+
+@bp.errorhandler(TooManyRequests)
+def too_many(exc: TooManyRequests):
+    """Any other rate limit met on a patient page gets the same friendly page."""
+    return _too_many()

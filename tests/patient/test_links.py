@@ -120,6 +120,7 @@ def test_guessing_is_rate_limited_per_client(app_factory):
         assert codes == [404] * 5
         blocked = client.get("/s/guess-six-000000000000")
         assert blocked.status_code == 429
+        assert 1 <= int(blocked.headers["Retry-After"]) <= 60
         assert "Too many attempts" in blocked.get_data(as_text=True)
         assert client.get(inv.url).status_code == 429  # the client is blocked, whatever the token
         other = app.test_client()
