@@ -208,3 +208,34 @@ def test_browser_script_replays_the_shared_branching_cases(browser, served):
         if g != c["expected"]
     ]
     assert wrong == []
+
+
+def test_without_javascript_every_question_shows_and_the_form_still_works(browser, served):
+    url, app = served
+    context = browser.new_context(
+        viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True, java_script_enabled=False
+    )
+    page = context.new_page()
+    try:
+        page.goto(url)
+        assert page.locator("#q-fu_fever_days").is_visible() and page.locator("#q-fu_ae_other").is_visible()
+        assert "Answer only if" in page.locator("#if-fu_fever_days").inner_text()
+        for radio in (
+            "#fu_fever-1",
+            "#fu_mmrc-0",
+            "#fu_cough-0",
+            "#fu_sneezing-1",
+            "#fu_diarrhea-1",
+            "#fu_readmitted-1",
+        ):
+            page.locator(radio).check()
+        page.locator("#fu_fever_days").fill("9")  # answered although "no fever": the server drops it
+        page.locator("#na-fu_health_today").uncheck()
+        page.locator("button[type=submit]").click()
+        page.wait_for_load_state()
+        assert "Thank you" in page.locator("h1").inner_text()
+    finally:
+        context.close()
+    with app.app_context():
+        answers = db.session.scalar(select(Submission.answers))
+    assert "fu_fever_days" not in answers and answers["fu_health_today"] == "50"
