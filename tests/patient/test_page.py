@@ -225,7 +225,10 @@ def test_typed_free_text_is_kept_and_escaped(trial, client, bad):
 
 def test_no_js_text_for_other_logic_shapes(wellbeing):
     html = wellbeing.test_client().get(invite().url).get_data(as_text=True)
-    assert "“Mobility today” is “I have moderate problems, some days, in walking about” or an answer after it" in html
+    assert (
+        "“Mobility today” is “I have moderate problems, some days, in walking about” or an answer after it"
+        in html
+    )
     assert "“Someone else” is ticked for “Who helps you at home?”" in html
     assert "“Steps walked yesterday” is less than 500" in html
     assert "“Email address” is not answered" in html
