@@ -12,7 +12,9 @@ from tests.sms.conftest import NOW, open_visit
 def test_sms_test_sends_one_text_through_twilio(twilio_server):
     result = twilio_server.app.test_cli_runner().invoke(args=["sms", "test", "138 0013 8123"])
     assert result.exit_code == 0, result.output
-    assert result.output.count("\n") == 1 and "sent test SMS to +***********23 via twilio: SM" in result.output
+    assert (
+        result.output.count("\n") == 1 and "sent test SMS to +***********23 via twilio: SM" in result.output
+    )
     (message,) = twilio_server.state.messages
     assert message.to == "+8613800138123" and "test message" in message.body
     assert db.session.scalar(select(OutboundMessage.kind)) == "test"

@@ -1,7 +1,7 @@
 """No text outside the participant's local send window, on and around daylight-saving changes.
 
 Reminders fall on the days New York and London change their clocks; `run_tick` runs at chosen
-instants every 30 minutes from the evening before each change to the morning after, and every text counted at the
+instants every 45 minutes from the evening before each change to the morning after, and every text counted at the
 local Twilio server must have left inside the window on the participant's own clock.
 """
 
@@ -52,7 +52,7 @@ def test_no_text_outside_the_local_window_across_dst(twilio_env_factory, zone_na
                 local = moment.astimezone(ZoneInfo(people[message.to].timezone))
                 assert window.contains(local.time()), f"text at {local.isoformat()} outside {window_text}"
             sent_seen = len(messages)
-            moment += timedelta(minutes=30)
+            moment += timedelta(minutes=45)
         env.state.wait_idle()
         rows = list(
             db.session.scalars(select(OutboundMessage).where(OutboundMessage.provider_sid.is_not(None)))
