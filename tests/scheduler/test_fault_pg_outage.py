@@ -75,7 +75,7 @@ def test_database_goes_away_and_comes_back(tmp_path, twilio, pg_app):
     url = app.config["SQLALCHEMY_DATABASE_URI"]
     name = make_url(url).database
     with app.app_context():
-        phones = add_due_reminders(150, utcnow())
+        phones = add_due_reminders(100, utcnow())
     env = scheduler_env(url, tmp_path / "instance", **app.config["FAULT_SETTINGS"])
     proc = SchedulerProcess(env, tmp_path / "scheduler.log").start()
     admin = _admin_engine(url)
@@ -89,7 +89,7 @@ def test_database_goes_away_and_comes_back(tmp_path, twilio, pg_app):
             conn.execute(
                 text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name}
             )
-            time.sleep(5)  # longer than the lease: the scheduler must pause, not die
+            time.sleep(4)  # longer than the 3 s lease: the scheduler must pause, not die
             assert proc.alive(), proc.log()[-3000:]
             during = len(state.messages)
             conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
