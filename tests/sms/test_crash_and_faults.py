@@ -198,3 +198,48 @@ def test_a_claim_takes_exactly_what_it_asks_for(twilio_server):
     assert len(first) == len(second) == 1 and len(pair) == 2
     assert len({*first, *second, *pair}) == 4
     assert _statuses().count("pending") == 1
+
+
+def test_two_tick_processes_at_once_never_send_twice(twilio_server, tmp_path):
+    """Two real `flask --app wsgi tick` processes started together on the same database."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    for _ in range(24):
+        open_visit()
+    config = twilio_server.app.config
+    env = dict(os.environ)
+    env.update(
+        {
+            "FOLLOWUP_ENV": "testing",
+            "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"],
+            "INSTANCE_PATH": str(tmp_path / "instance"),
+            "SMS_BACKEND": "twilio",
+            "TWILIO_ACCOUNT_SID": config["TWILIO_ACCOUNT_SID"],
+            "TWILIO_AUTH_TOKEN": config["TWILIO_AUTH_TOKEN"],
+            "TWILIO_FROM_NUMBER": config["TWILIO_FROM_NUMBER"],
+            "TWILIO_API_URL": config["TWILIO_API_URL"],
+            "PUBLIC_BASE_URL": config["PUBLIC_BASE_URL"],
+            "SMS_RATE_PER_SECOND": "200",
+            "SMS_MAX_IN_FLIGHT": "4",
+            "LOG_LEVEL": "WARNING",
+        }
+    )
+    env.pop("REDCAP_API_TOKEN", None)
+    root = Path(__file__).resolve().parents[2]
+    flask = [sys.executable, "-m", "flask", "--app", "wsgi", "tick", "--now", NOW.isoformat()]
+    procs = [
+        subprocess.Popen(flask, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [proc.communicate(timeout=60) for proc in procs]
+    assert all(proc.returncode == 0 for proc in procs), outputs
+    state = twilio_server.state
+    assert len(state.messages) == 24, outputs
+    assert len({m.to for m in state.messages}) == 24 and state.duplicates() == []
+    sent = [
+        int(part.split("=")[1]) for out, _ in outputs for part in out.split() if part.startswith("send.sent=")
+    ]
+    assert sum(sent) == 24
