@@ -238,7 +238,8 @@ class SchedulerRunner:
             self._caught_up = True
             sent, late, stale = _catch_up_numbers(summary)
             log.info(
-                "first send pass after start: sent %d (caught up late: %d), skipped %d as stale (%s) %s",
+                "first send pass after start/takeover: sent %d (caught up late: %d), "
+                "skipped %d as stale (%s) %s",
                 sent,
                 late,
                 stale,
