@@ -64,10 +64,11 @@ class ForbiddenFieldError(RedcapClientError):
 
 
 class CallRateLimiter:
-    """Spaces call starts so that no more than `rate` start in any one second, across all threads.
+    """Holds call starts so that no more than `rate` start in any one second, across all threads.
 
-    Two rules: consecutive starts are at least 1/rate apart, and the (n+1)-th start is more than one
-    second (plus a small margin for network jitter) after the start n calls earlier.
+    Two rules: consecutive starts are at least 1/rate apart (no bursts), and with a ceiling of n calls
+    per second a call starts more than one second, plus a margin for network jitter (REDCap counts
+    arrivals, not our starts), after the call n starts earlier.
     """
 
     MARGIN_S = 0.1

@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 
 ACTOR = "system:push"
 ERROR_STATE_KEY = "redcap.last_error_at"
-SCREEN_BATCHES = 10
+SCREEN_BATCHES = 20
 CONTACT_STATE_KEY = "redcap.contact_fields"
 PROJECT_STATE_KEY = "redcap.project"
 
