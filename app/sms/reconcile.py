@@ -28,9 +28,16 @@ SKEW = timedelta(minutes=5)
 
 
 def stuck_after() -> timedelta:
-    """How old a claim must be before it is presumed dead: longer than any live send with its retries."""
+    """How old a claim must be before it is presumed dead: longer than any live send with its retries.
+
+    A live send makes at most MAX_TRIES provider calls, each possibly followed by a two-request
+    lookup, all bounded by TWILIO_TIMEOUT, with at most 2 x BACKOFF_CAP of backoff between them.
+    """
+    from app.sms.sender import BACKOFF_CAP, MAX_TRIES
+
     timeout = float(current_app.config.get("TWILIO_TIMEOUT") or 15.0)
-    return timedelta(seconds=max(60.0, 3 * timeout + 30.0))
+    longest = MAX_TRIES * (3 * timeout + 2 * BACKOFF_CAP)
+    return timedelta(seconds=max(120.0, longest + 60.0))
 
 
 def matches(msg: OutboundMessage, record: SentRecord, body: str | None = None) -> bool:
