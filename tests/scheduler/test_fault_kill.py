@@ -3,8 +3,8 @@
 Counted at the local Twilio-compatible server (its duplicates() and per-number counts). The scheduler is a
 real subprocess sending over loopback with the real twilio client. Rows a killed sender left in `sending`
 are settled by the SMS engine's reconcile step only once their claim is older than any live send could be
-(a minute or more); instead of sleeping that long, the last restart runs with its clock two and a half
-minutes ahead, i.e. the scheduler "came back later" (tests/scheduler/shifted_clock.py).
+(minutes, see app/sms/reconcile.py); instead of sleeping that long, the last restart runs with its clock
+ten minutes ahead, i.e. the scheduler "came back later" (tests/scheduler/shifted_clock.py).
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def test_sigkill_ten_times_while_1000_reminders_are_due(tmp_path, twilio):
             proc.kill()
             print(f"kill {kill + 1} at {time.monotonic() - started:.1f} s: {len(state.messages)} sent")
         sent_during_kills = len(state.messages)
-        final = SchedulerProcess(env, log_path, shift_seconds=150).start()
+        final = SchedulerProcess(env, log_path, shift_seconds=600).start()
         processes.append(final)
         with app.app_context():
             done = wait_until(lambda: len(state.messages) >= REMINDERS and _open_rows() == 0, 45, 0.2)

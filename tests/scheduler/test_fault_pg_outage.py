@@ -110,7 +110,7 @@ def test_database_goes_away_and_comes_back(tmp_path, twilio, pg_app):
         # Rows whose provider call went out while the database was gone are settled by reconcile once
         # their claims are old enough; the restart "later" shows nothing was lost or doubled.
         assert proc.terminate() == 0
-        later = SchedulerProcess(env, tmp_path / "scheduler.log", shift_seconds=150).start()
+        later = SchedulerProcess(env, tmp_path / "scheduler.log", shift_seconds=600).start()
         with app.app_context():
             assert wait_until(lambda: len(state.messages) >= len(phones) and _open_rows() == 0, 30), (
                 later.log()[-3000:]

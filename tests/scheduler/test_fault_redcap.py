@@ -3,9 +3,10 @@ arrive; then REDCap comes back: all 500 are in REDCap, each once, none lost.
 
 The scheduler is a real subprocess pushing every second to the local REDCap-compatible server through
 PyCap. Submissions arrive through the same domain function the questionnaire page uses
-(`accept_submission`). Deferred batches wait out the push's backoff (15-30 s after a first failure);
-rather than sleep through it, the scheduler is stopped with SIGTERM and restarted with its clock two
-minutes ahead (tests/scheduler/shifted_clock.py): a restart in the middle of a backlog loses nothing.
+(`accept_submission`). Deferred batches wait out the push's backoff (15-30 s after a first failure,
+doubling after each); rather than sleep through it, the scheduler is stopped with SIGTERM and restarted
+with its clock an hour ahead, the backoff's cap (tests/scheduler/shifted_clock.py): a restart in the
+middle of a backlog loses nothing.
 """
 
 from __future__ import annotations
@@ -160,7 +161,7 @@ def test_redcap_outage_during_arrivals_loses_nothing(tmp_path, redcap):
             db.session.remove()
         assert proc.alive(), proc.log()[-3000:]
         assert proc.terminate() == 0
-        later = SchedulerProcess(env, log_path, shift_seconds=120).start()
+        later = SchedulerProcess(env, log_path, shift_seconds=3600).start()
         with app.app_context():
 
             def all_pushed() -> bool:
