@@ -1,0 +1,7 @@
+"""The SMS engine: a durable outbox planned per visit and slot, sent through a provider, tracked to delivery.
+
+Modules: planner (plan pass, manual reminders, cancellation), sender (claims and sends), reconcile
+(rows a crash left in `sending`), checks (send-time facts), ratelimit (one rate for all processes),
+delivery (status callbacks and error codes), inbound (STOP/START/HELP and other texts), texts
+(catalogue texts and segment counts), providers (console and Twilio backends), steps (tick steps).
+"""
