@@ -154,3 +154,35 @@ def test_answer_that_is_not_json_and_bad_token_are_clear_and_store_nothing(redca
     assert result.exit_code != 0 and "REDCAP_API_TOKEN: expected 32" in result.output
     assert "not-a-token-but-a-secret" not in result.output
     assert _versions() == 0
+
+
+def test_a_classic_project_without_events_works_end_to_end(redcap_env_factory, tmp_path):
+    """No events at all: the roster, the refresh and the push leave events out of every call."""
+    from datetime import date, timedelta
+
+    from app.models import Participant, Submission, utcnow
+    from app.redcap_push import push_pending
+    from app.roster import sync_roster
+    from tests.redcap.projects import wellbeing_project
+
+    root = wellbeing_project(tmp_path / "classic")
+    for name in ("events.json", "instrument_event_mapping.json"):
+        (root / name).unlink()
+    server = redcap_env_factory(root, **WELLBEING_SETTINGS)
+    discharge = (date.today() - timedelta(days=6)).isoformat()
+    server.state.seed_records([{"study_id": "W-1", "reg_date": discharge, "reg_site": "A1"}])
+    assert server.cli("redcap", "refresh-metadata").exit_code == 0
+    report = sync_roster(utcnow())
+    assert report.created == 1
+    participant = db.session.scalar(select(Participant))
+    visit = next(v for v in participant.visits if v.visit_key == "day_7")
+    db.session.add(
+        Submission(visit_id=visit.id, answers={"wb_mobility": "1", "wb_support___1": "1"}, red_flag=True)
+    )
+    db.session.commit()
+    assert push_pending(utcnow()).pushed == 1
+    assert server.state.value("W-1", "wb_mobility", "") == "1"
+    assert server.state.value("W-1", "vl_flag", "") == "1"
+    records = [c for c in server.state.calls if c["content"] == "record"]
+    ours = [c for c in records if c["action"] == "import" or set(c["fields"]) <= {"study_id", "reg_date"}]
+    assert len(ours) == 3 and all(not c["events"] for c in ours)  # ids, roster chunk, import
