@@ -253,7 +253,14 @@ class RedcapClient:
     def is_longitudinal(self) -> bool:
         """Whether the project has events (asked once per client)."""
         if self._longitudinal is None:
-            self._longitudinal = str(self.project_info().get("is_longitudinal", "0")) == "1"
+            try:
+                flag = self.project_info().get("is_longitudinal", 0)
+                self._longitudinal = str(flag).strip().lower() in {"1", "true"}
+            except RedcapRejected:  # a server without project info: classic projects refuse event exports
+                try:
+                    self._longitudinal = bool(self.export_events())
+                except RedcapRejected:
+                    self._longitudinal = False
         return self._longitudinal
 
     def export_metadata(self, forms: Sequence[str] | None = None) -> list[dict[str, str]]:
