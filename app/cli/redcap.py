@@ -12,6 +12,7 @@ from app.redcap_client import (
     ForbiddenFieldError,
     RedcapAuthError,
     RedcapClientError,
+    RedcapConfigError,
     RedcapRejected,
     RedcapUnavailable,
 )
@@ -24,7 +25,7 @@ def _fail(what: str, exc: Exception) -> click.ClickException:
     from app.redcap_push import note_redcap_error
 
     db.session.rollback()
-    if isinstance(exc, RedcapClientError) and not isinstance(exc, ForbiddenFieldError):
+    if isinstance(exc, RedcapClientError) and not isinstance(exc, ForbiddenFieldError | RedcapConfigError):
         note_redcap_error(utcnow())
         db.session.commit()
     if isinstance(exc, RedcapUnavailable):
@@ -48,7 +49,6 @@ def roster_cli() -> None:
 @with_appcontext
 def roster_sync(now_text: str | None) -> None:
     """Create or update participants and their visits from REDCap's enrollment rows (never deletes)."""
-    from app.redcap_client import RedcapConfigError
     from app.roster import RowSkipped, sync_roster
 
     now = _parse_now(now_text) or utcnow()
@@ -120,3 +120,5 @@ def push_command(now_text: str | None, retry_now: bool) -> None:
     click.echo(report.summary())
     if report.unavailable:
         raise click.ClickException(f"REDCap unavailable: {report.unavailable}; unsent rows stay queued")
+    if report.problem:
+        raise click.ClickException(f"{report.problem}; the submissions stay queued")

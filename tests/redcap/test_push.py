@@ -290,3 +290,16 @@ def test_push_is_a_tick_step(redcap_server):
     summary = run_tick(utcnow(), only=["push"])
     assert summary["push.pushed"] == 2 and statuses() == {"pushed": 2}
     assert db.session.scalar(select(Participant.record_id).where(Participant.record_id == "4000"))
+
+
+def test_push_without_stored_metadata_keeps_submissions_queued_and_says_why(redcap_server):
+    submissions(2)
+    result = redcap_server.cli("redcap", "push")
+    assert result.exit_code != 0
+    assert (
+        "no stored metadata for followup_questionnaire" in result.output
+        and "refresh-metadata" in result.output
+    )
+    assert statuses() == {"pending": 2} and redcap_server.calls("record", "import") == []
+    assert redcap_server.cli("redcap", "refresh-metadata").exit_code == 0
+    assert redcap_server.cli("redcap", "push").exit_code == 0 and statuses() == {"pushed": 2}
