@@ -312,9 +312,12 @@ class RedcapClient:
             overwrite="normal",
             date_format="YMD",
         )
-        if not isinstance(answer, list):
-            raise RedcapUnavailable("REDCap's import answer was not a list of record ids")
-        return [str(item) for item in answer]
+        if isinstance(answer, list):
+            return [str(item) for item in answer]
+        sent = list(dict.fromkeys(str(row.get(self.record_id_field, "")) for row in rows))
+        if isinstance(answer, dict) and str(answer.get("count", "")) == str(len(sent)):
+            return sent  # a server that answers a count for returnContent=ids: every record landed
+        raise RedcapUnavailable("REDCap's import answer was not a list of record ids")
 
 
 def _list_of_dicts(value: Any, what: str) -> list[dict[str, Any]]:
