@@ -17,7 +17,7 @@ import random
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import current_app
 from sqlalchemy import select
@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 ACTOR = "system:push"
 ERROR_STATE_KEY = "redcap.last_error_at"
 SCREEN_BATCHES = 20
+T = TypeVar("T")
 CONTACT_STATE_KEY = "redcap.contact_fields"
 PROJECT_STATE_KEY = "redcap.project"
 
@@ -197,7 +198,7 @@ def _push_window(ctx: PassContext, queue: PushQueue, items: list[PushItem], size
     rejected: list[tuple[int, str]] = []
     screened: list[PushItem] = []
     try:
-        screened = items
+        screened = _split(items, lambda part: _retrying(ctx, lambda: queue.keep_redcaps(part)), rejected)
         for check in _PRE_PUSH_CHECKS if queue.screened else []:
             screened = _split(screened, lambda part, check=check: _screen(ctx, check, part), rejected)
         for start in range(0, len(screened), size):
@@ -255,16 +256,17 @@ def _screen(ctx: PassContext, check: PrePushCheck, items: list[PushItem]) -> lis
 
 def _import(ctx: PassContext, items: list[PushItem], confirmed: list[int]) -> list[PushItem]:
     """One import call (with short in-pass retries); records the items REDCap confirmed by id."""
-    ids = set(_import_with_retries(ctx, [item.row for item in items]))
+    ids = set(_retrying(ctx, lambda: ctx.client.import_records([item.row for item in items])))
     landed = [item for item in items if item.row[ctx.record_field] in ids]
     confirmed.extend(item.id for item in landed)
     return landed
 
 
-def _import_with_retries(ctx: PassContext, rows: list[dict[str, str]]) -> list[str]:
+def _retrying(ctx: PassContext, call: Callable[[], T]) -> T:
+    """Make a REDCap call, retried within the pass (short jittered waits) while REDCap is unavailable."""
     for attempt in range(1, ctx.attempts_per_pass + 1):
         try:
-            return ctx.client.import_records(rows)
+            return call()
         except RedcapUnavailable:
             if attempt == ctx.attempts_per_pass:
                 raise

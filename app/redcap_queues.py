@@ -142,6 +142,10 @@ class PassContext:
 class PushQueue:
     """A queue table with sync_status / sync_attempts / next_attempt_at / last_error / pushed_at."""
 
+    def keep_redcaps(self, items: list[PushItem]) -> list[PushItem]:
+        """The rows that may be written without overwriting REDCap's own data (all, by default)."""
+        return items
+
     model: Any
     screened = False  # whether other areas' pre-push checks apply (submissions only)
 
@@ -299,6 +303,52 @@ class SubmissionQueue(PushQueue):
 class StatusQueue(PushQueue):
     model = RedcapStatusPush
     kind = "status_push"
+
+    def keep_redcaps(self, items: list[PushItem]) -> list[PushItem]:
+        """Never write a visit status over one staff entered in REDCap: one export per batch.
+
+        A status REDCap already holds is marked pushed; a different one is kept, and the row is marked
+        failed with the reason for coordinators (audited), not retried.
+        """
+        status_field = (self.ctx.config.get("REDCAP_CONTACT_FIELDS") or {}).get("visit_status")
+        if not items or not status_field:
+            return items
+        record_field = self.ctx.record_field
+        events = sorted({item.row.get("redcap_event_name", "") for item in items} - {""})
+        rows = self.ctx.client.export_records(
+            [record_field, status_field],
+            records=sorted({item.row[record_field] for item in items}),
+            events=events or None,
+        )
+        held = {
+            (str(r.get(record_field, "")), str(r.get("redcap_event_name", ""))): str(r.get(status_field, ""))
+            for r in rows
+        }
+        send: list[PushItem] = []
+        same: list[int] = []
+        for item in items:
+            current = held.get((item.row[record_field], item.row.get("redcap_event_name", "")), "")
+            if not current:
+                send.append(item)
+                continue
+            if current == item.row.get(status_field):
+                same.append(item.id)
+                continue
+            db.session.execute(
+                update(RedcapStatusPush)
+                .where(RedcapStatusPush.id == item.id)
+                .values(
+                    sync_status="failed",
+                    next_attempt_at=None,
+                    last_error=(
+                        f"not pushed: REDCap already holds visit status code {current!r} for this visit "
+                        "(entered there); REDCap's value was kept"
+                    ),
+                )
+            )
+            self.audit_failure(item.id, "redcap.status_kept")
+        self.mark_pushed(same)
+        return send
 
     def next_batch(self, last_id: int, size: int) -> tuple[list[PushItem], int]:
         stmt = self.due(

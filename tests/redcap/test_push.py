@@ -303,3 +303,45 @@ def test_push_without_stored_metadata_keeps_submissions_queued_and_says_why(redc
     assert statuses() == {"pending": 2} and redcap_server.calls("record", "import") == []
     assert redcap_server.cli("redcap", "refresh-metadata").exit_code == 0
     assert redcap_server.cli("redcap", "push").exit_code == 0 and statuses() == {"pushed": 2}
+
+
+def test_a_visit_status_entered_in_redcap_is_never_overwritten(redcap_server):
+    ready(redcap_server)
+    now = utcnow()
+    for record in ("4301", "4302", "4303"):
+        p = make_participant(record, days_since_discharge=40, commit=False)
+        db.session.flush()
+        schedule_participant(p, visit_plan(), send_window(), now)
+    db.session.commit()
+    redcap_server.state.seed_records(
+        [
+            {
+                "record_id": "4301",
+                "redcap_event_name": "week_4_arm_1",
+                "fu_visit_status": "1",
+            },  # done in clinic
+            {
+                "record_id": "4302",
+                "redcap_event_name": "week_4_arm_1",
+                "fu_visit_status": "2",
+            },  # already missed
+        ]
+    )
+    from app.models.redcap_sync import RedcapStatusPush
+    from app.visits import sweep_visits
+
+    sweep_visits(now)
+    db.session.commit()
+    redcap_server.state.clear_calls()
+    report = push_pending(now)
+    assert report.statuses_pushed == 2  # 4302 already said missed; 4303 imported
+    imports = redcap_server.calls("record", "import")
+    assert [c["record_count"] for c in imports] == [1]
+    value = redcap_server.state.value
+    assert value("4301", "fu_visit_status", "week_4_arm_1") == "1"  # staff's value kept
+    assert value("4303", "fu_visit_status", "week_4_arm_1") == "2"
+    kept = db.session.scalar(
+        select(RedcapStatusPush).join(RedcapStatusPush.visit).where(RedcapStatusPush.sync_status == "failed")
+    )
+    assert kept is not None and "already holds visit status code '1'" in kept.last_error
+    assert kept.visit.participant.record_id == "4301"
