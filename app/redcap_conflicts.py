@@ -25,7 +25,7 @@ from sqlalchemy import select
 from app import audit
 from app.extensions import db
 from app.models import ConflictDecision, Participant, Submission, Visit
-from app.redcap_exports import RedcapRejected, export_records, questionnaire_fields
+from app.redcap_exports import export_records, questionnaire_fields
 
 log = logging.getLogger(__name__)
 
@@ -293,22 +293,18 @@ def discard(
 
 
 def pre_push_check(items: Sequence[Any], client: Any, now: datetime) -> set[int]:
-    """The push's pre-import hook: returns the submission ids held back (conflicts, already pushed)."""
+    """The push's pre-import hook: returns the submission ids held back (conflicts, already pushed).
+
+    Raises the client's RedcapRejected when REDCap refuses the check export, so the push can isolate it.
+    """
     ids = [item.id for item in items]
     if not ids:
         return set()
     submissions = list(db.session.scalars(select(Submission).where(Submission.id.in_(ids))).all())
-    try:
-        result = check_batch(submissions, now, client=client)
-    except RedcapRejected as exc:
-        # Without the check nobody can tell whether staff data is there: hold the batch (still pending,
-        # retried next pass) and say why, instead of importing blind or stopping the status pushes.
-        message = f"not pushed: REDCap refused the check for staff data: {str(exc)[:300]}"
-        for submission in submissions:
-            submission.last_error = message
-        log.warning("conflict check refused by REDCap for %d submissions; held", len(submissions))
-        db.session.flush()
-        return set(ids)
+    # RedcapRejected propagates: the push halves the batch until the record REDCap refuses stands alone
+    # (it ends failed with REDCap's text) and checks and pushes the rest; RedcapUnavailable keeps the
+    # batch queued. Never import blind, and never let one bad record hold the others.
+    result = check_batch(submissions, now, client=client)
     held = {s.id for s in result.conflicts}
     for submission in result.skipped:
         if submission.sync_status == "pending":  # re-queued although pushed once: put it back, untouched

@@ -16,7 +16,7 @@ from app.redcap_conflicts import (
     snapshot_hash,
 )
 from tests.redcap_truth.conftest import staff_questionnaire
-from tests.redcap_truth.helpers import ANSWERS, scheduled, submitted
+from tests.redcap_truth.helpers import ANSWERS, scheduled, submitted, visit_of
 
 
 def _import(cleared: list[Submission]) -> None:
@@ -195,7 +195,7 @@ def test_push_pass_holds_staff_entered_visit_as_conflict(truth_app, redcap):
         assert redcap.state.records(records=["4502"]) == before
 
 
-def test_check_refused_by_redcap_holds_the_batch_instead_of_importing_blind(truth_app, redcap, monkeypatch):
+def test_check_refused_by_redcap_fails_the_record_instead_of_importing_blind(truth_app, redcap, monkeypatch):
     import app.redcap_conflicts as conflicts
     from app.tick import run_tick
 
@@ -207,7 +207,39 @@ def test_check_refused_by_redcap_holds_the_batch_instead_of_importing_blind(trut
         summary = run_tick(utcnow(), only=["push"])
         assert "push.error" not in summary, summary
         db.session.expire_all()
-        held = db.session.get(Submission, submission.id)
-        assert held.sync_status == "pending" and "refused the check" in held.last_error
+        failed = db.session.get(Submission, submission.id)
+        assert failed.sync_status == "failed" and "no_such_field" in failed.last_error  # REDCap's own text
         assert redcap.calls("record", "import") == []
         assert redcap.state.value("4601", "fu_mmrc", "week_4_arm_1") == ""
+
+
+def test_one_record_refused_by_the_check_does_not_hold_the_others(truth_app, redcap):
+    from app.tick import run_tick
+
+    app = truth_app()
+    with app.app_context():
+        assert "metadata.error" not in run_tick(utcnow(), only=["metadata"])
+        goods = [submitted(scheduled(rid)) for rid in ("4701", "4702", "4704", "4705")]
+        bad_participant = scheduled("4703")
+        bad = submitted(bad_participant)
+        visit_of(bad_participant).event_name = "week_4_old_arm_1"  # an event REDCap no longer has
+        db.session.commit()
+        redcap.state.clear_calls()
+
+        summary = run_tick(utcnow(), only=["push"])
+        assert "push.error" not in summary, summary
+        db.session.expire_all()
+        for good in goods:
+            assert db.session.get(Submission, good.id).sync_status == "pushed"
+        for rid in ("4701", "4702", "4704", "4705"):
+            assert redcap.state.value(rid, "fu_mmrc", "week_4_arm_1") == "2"
+        failed = db.session.get(Submission, bad.id)
+        assert failed.sync_status == "failed"
+        assert "REDCap rejected this record" in failed.last_error and "week_4_old_arm_1" in failed.last_error
+        assert redcap.state.records(records=["4703"]) == []
+
+        # The next pass has nothing left to hold: no check export, no import, the bad record stays failed.
+        redcap.state.clear_calls()
+        run_tick(utcnow(), only=["push"])
+        assert redcap.calls("record", "import") == []
+        assert db.session.get(Submission, bad.id).sync_status == "failed"
