@@ -35,6 +35,7 @@ from app.redcap_client import (
     RedcapUnavailable,
     get_client,
 )
+from app.redcap_enrollment import EnrollmentStatusQueue
 from app.redcap_queues import (
     PassContext,
     PushItem,
@@ -168,6 +169,7 @@ def push_pending(
     try:
         _run_queue(ctx, SubmissionQueue(ctx, retry_now), size, max_batches)
         _run_queue(ctx, StatusQueue(ctx, retry_now), size, max_batches)
+        _run_queue(ctx, EnrollmentStatusQueue(ctx, retry_now), size, max_batches)
     except (RedcapUnavailable, RedcapAuthError) as exc:
         report.unavailable = str(exc)
         note_redcap_error(now)

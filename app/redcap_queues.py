@@ -54,6 +54,7 @@ class PushReport:
 
     pushed: int = 0
     statuses_pushed: int = 0
+    enrollment_pushed: int = 0
     rejected: int = 0
     invalid: int = 0
     deferred: int = 0
@@ -72,6 +73,8 @@ class PushReport:
             "deferred": self.deferred,
             "calls": self.calls,
         }
+        if self.enrollment_pushed:
+            out["enrollment_statuses"] = self.enrollment_pushed
         if self.unavailable:
             out["unavailable"] = 1
         return out
@@ -82,6 +85,8 @@ class PushReport:
             f"in {self.calls} calls; {self.rejected} rejected by REDCap, {self.invalid} invalid (not sent), "
             f"{self.deferred} kept queued for retry"
         )
+        if self.enrollment_pushed:
+            line += f"; {self.enrollment_pushed} study statuses pushed to the enrollment form"
         if self.unavailable:
             line += f"; stopped: {self.unavailable}"
         if self.problem:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,6 +23,7 @@ from app import audit
 from app.extensions import db
 from app.models import OutboundMessage, Participant, SystemState
 from app.redcap_client import RedcapClient, get_client
+from app.redcap_enrollment import console_end_pending
 from app.redcap_status import sync_followup_chunk
 from app.roster_rows import (
     ENDED_STATUSES,
@@ -236,7 +237,7 @@ def _create(parsed: RosterRow, config: Mapping[str, Any], now: datetime, report:
     report.created += 1
 
 
-def _assign(participant: Participant, parsed: RosterRow, now: datetime) -> list[str]:
+def _assign(participant: Participant, parsed: RosterRow, now: datetime, source: str = "redcap") -> list[str]:
     """Copy the row onto the participant; returns the names of the attributes that changed."""
     keep_unusable = (
         participant.phone_status == "unusable"
@@ -255,6 +256,9 @@ def _assign(participant: Participant, parsed: RosterRow, now: datetime) -> list[
         values["phone_status"] = parsed.phone_status
         values["phone_error"] = parsed.phone_error
     changed = [name for name, value in values.items() if getattr(participant, name, None) != value]
+    if "status" in changed or participant.status_changed_at is None:
+        participant.status_changed_at = now
+    participant.status_source = source
     for name, value in values.items():
         setattr(participant, name, value)
     participant.roster_hash = parsed.row_hash
@@ -264,7 +268,10 @@ def _assign(participant: Participant, parsed: RosterRow, now: datetime) -> list[
 
 def _update(participant: Participant, parsed: RosterRow, now: datetime, report: RosterReport) -> None:
     previous_status = participant.status
-    changed = _assign(participant, parsed, now)
+    held = console_end_pending(participant) if parsed.status == "active" else None
+    if held:  # ended in the console, not yet recorded in REDCap: REDCap's "active" must not undo it
+        parsed = replace(parsed, status=participant.status, problems=[held, *parsed.problems])
+    changed = _assign(participant, parsed, now, source=participant.status_source if held else "redcap")
     audit.record(
         ACTOR,
         "participant.roster_updated",

@@ -18,6 +18,7 @@ from app.console import adapters
 from app.console.labels import status_label
 from app.extensions import db
 from app.models import AuditEntry, InboundMessage, Participant, RedcapStatusPush, Submission, Visit
+from app.redcap_enrollment import queue_enrollment_status
 from app.schedule import SendWindow
 from app.visits import cancel_visit, complete_visit, reopen_visit
 
@@ -282,6 +283,8 @@ def retry_status_push(row: RedcapStatusPush, now: datetime, actor: str, reason: 
 def end_participation(participant: Participant, status: str, now: datetime, actor: str, reason: str) -> int:
     """Withdraw a participant or record a death: cancel open visits, texts and links at once; push status.
 
+    The study status is queued for REDCap's enrollment form too, so a roster sync cannot undo it.
+
     Returns how many visits were cancelled.
     """
     if status not in ("withdrawn", "deceased"):
@@ -300,6 +303,9 @@ def end_participation(participant: Participant, status: str, now: datetime, acto
         )
     previous = participant.status
     participant.status = status
+    participant.status_source = "console"  # sticks until REDCap records it (app.roster)
+    participant.status_changed_at = now
+    queue_enrollment_status(participant, status, now)  # REDCap's enrollment study_status, durable
     cancelled = 0
     for visit in participant.visits:
         if cancel_visit(visit, f"participant {status}", actor):

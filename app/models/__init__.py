@@ -4,7 +4,7 @@ from app.models.audit import AuditEntry
 from app.models.messaging import InboundMessage, OutboundMessage
 from app.models.participant import Participant
 from app.models.redcap_refresh import ConflictDecision, RecordRefresh
-from app.models.redcap_sync import RedcapStatusPush
+from app.models.redcap_sync import RedcapEnrollmentStatusPush, RedcapStatusPush
 from app.models.sms import SmsRateBucket, SmsStatusEvent
 from app.models.survey import InstrumentVersion, Submission, SurveyLink
 from app.models.system import SchedulerLease, SystemState
@@ -22,6 +22,7 @@ __all__ = [
     "OutboundMessage",
     "Participant",
     "RecordRefresh",
+    "RedcapEnrollmentStatusPush",
     "RedcapStatusPush",
     "SchedulerLease",
     "SmsRateBucket",

@@ -14,6 +14,8 @@ STUDY_STATUSES = ("active", "withdrawn", "deceased", "lost")
 LANGUAGES = ("en", "zh")
 # Why a number cannot be texted; "ok" means it can.
 PHONE_STATUSES = ("ok", "missing", "invalid", "unusable")
+# Who set `status` last: a roster row from REDCap, or a coordinator's console action (withdrawal, death).
+STATUS_SOURCES = ("redcap", "console")
 
 
 class Participant(db.Model):
@@ -28,6 +30,7 @@ class Participant(db.Model):
         CheckConstraint(f"status IN {STUDY_STATUSES!r}", name="status_known"),
         CheckConstraint(f"language IN {LANGUAGES!r}", name="language_known"),
         CheckConstraint(f"phone_status IN {PHONE_STATUSES!r}", name="phone_status_known"),
+        CheckConstraint(f"status_source IN {STATUS_SOURCES!r}", name="status_source_known"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -39,6 +42,9 @@ class Participant(db.Model):
     timezone: Mapped[str] = mapped_column(String(64))
     sms_consent: Mapped[bool] = mapped_column(default=False)
     status: Mapped[str] = mapped_column(String(20), default="active", index=True)
+    # A status ended in the console sticks until REDCap has recorded it (see app.roster).
+    status_source: Mapped[str] = mapped_column(String(20), default="redcap", server_default="redcap")
+    status_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     opted_out: Mapped[bool] = mapped_column(default=False)
     opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     anchor_date: Mapped[date] = mapped_column(Date)

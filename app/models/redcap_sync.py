@@ -1,4 +1,4 @@
-"""The durable queue of visit statuses (missed, opted out, withdrawn) owed to REDCap's contact instrument.
+"""The durable queues of statuses owed to REDCap: visit statuses (contact instrument), ended study statuses.
 
 A row is written in the same transaction as the visit change it reports (or found later by the push pass
 from the visit itself), so a crash or a REDCap outage can delay a status push but never lose it.
@@ -16,6 +16,7 @@ from app.models.types import UTCDateTime, utcnow
 
 PUSHED_VISIT_STATUSES = ("completed", "missed", "opted_out", "withdrawn")
 STATUS_PUSH_STATES = ("pending", "pushed", "failed")
+PUSHED_STUDY_STATUSES = ("withdrawn", "deceased")
 
 
 class RedcapStatusPush(db.Model):
@@ -42,3 +43,33 @@ class RedcapStatusPush(db.Model):
 
     def __repr__(self) -> str:
         return f"<RedcapStatusPush visit={self.visit_id} {self.status} {self.sync_status}>"
+
+
+class RedcapEnrollmentStatusPush(db.Model):
+    """A study status (withdrawn, deceased) recorded in the console, owed to REDCap's enrollment form."""
+
+    __tablename__ = "redcap_enrollment_status_pushes"
+    __table_args__ = (
+        CheckConstraint(f"status IN {PUSHED_STUDY_STATUSES!r}", name="status_known"),
+        CheckConstraint(f"sync_status IN {STATUS_PUSH_STATES!r}", name="sync_status_known"),
+        Index("ix_redcap_enrollment_status_pushes_due", "sync_status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    participant_id: Mapped[int] = mapped_column(
+        ForeignKey("participants.id", ondelete="CASCADE"), unique=True
+    )
+    status: Mapped[str] = mapped_column(String(20))
+    sync_status: Mapped[str] = mapped_column(String(20), default="pending")
+    sync_attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    pushed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    participant = relationship("Participant")
+
+    def __repr__(self) -> str:
+        return (
+            f"<RedcapEnrollmentStatusPush participant={self.participant_id} {self.status} {self.sync_status}>"
+        )

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 09:31:08.247289
+Create Date: 2026-11-25 10:42:18.486333
 
 """
 from alembic import op
@@ -41,6 +41,8 @@ def upgrade():
     sa.Column('timezone', sa.String(length=64), nullable=False),
     sa.Column('sms_consent', sa.Boolean(), nullable=False),
     sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('status_source', sa.String(length=20), server_default='redcap', nullable=False),
+    sa.Column('status_changed_at', sa.DateTime(), nullable=True),
     sa.Column('opted_out', sa.Boolean(), nullable=False),
     sa.Column('opted_out_at', sa.DateTime(), nullable=True),
     sa.Column('anchor_date', sa.Date(), nullable=False),
@@ -53,6 +55,7 @@ def upgrade():
     sa.CheckConstraint("language IN ('en', 'zh')", name=op.f('ck_participants_language_known')),
     sa.CheckConstraint("phone_status IN ('ok', 'missing', 'invalid', 'unusable')", name=op.f('ck_participants_phone_status_known')),
     sa.CheckConstraint("status IN ('active', 'withdrawn', 'deceased', 'lost')", name=op.f('ck_participants_status_known')),
+    sa.CheckConstraint("status_source IN ('redcap', 'console')", name=op.f('ck_participants_status_source_known')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_participants')),
     sa.UniqueConstraint('record_id', name=op.f('uq_participants_record_id'))
     )
@@ -137,6 +140,25 @@ def upgrade():
     )
     with op.batch_alter_table('inbound_messages', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_inbound_messages_participant_id'), ['participant_id'], unique=False)
+
+    op.create_table('redcap_enrollment_status_pushes',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('participant_id', sa.Integer(), nullable=False),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('sync_status', sa.String(length=20), nullable=False),
+    sa.Column('sync_attempts', sa.Integer(), nullable=False),
+    sa.Column('next_attempt_at', sa.DateTime(), nullable=True),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('queued_at', sa.DateTime(), nullable=False),
+    sa.Column('pushed_at', sa.DateTime(), nullable=True),
+    sa.CheckConstraint("status IN ('withdrawn', 'deceased')", name=op.f('ck_redcap_enrollment_status_pushes_status_known')),
+    sa.CheckConstraint("sync_status IN ('pending', 'pushed', 'failed')", name=op.f('ck_redcap_enrollment_status_pushes_sync_status_known')),
+    sa.ForeignKeyConstraint(['participant_id'], ['participants.id'], name=op.f('fk_redcap_enrollment_status_pushes_participant_id_participants'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_redcap_enrollment_status_pushes')),
+    sa.UniqueConstraint('participant_id', name=op.f('uq_redcap_enrollment_status_pushes_participant_id'))
+    )
+    with op.batch_alter_table('redcap_enrollment_status_pushes', schema=None) as batch_op:
+        batch_op.create_index('ix_redcap_enrollment_status_pushes_due', ['sync_status', 'next_attempt_at'], unique=False)
 
     op.create_table('visits',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -338,6 +360,10 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_visits_participant_id'))
 
     op.drop_table('visits')
+    with op.batch_alter_table('redcap_enrollment_status_pushes', schema=None) as batch_op:
+        batch_op.drop_index('ix_redcap_enrollment_status_pushes_due')
+
+    op.drop_table('redcap_enrollment_status_pushes')
     with op.batch_alter_table('inbound_messages', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_inbound_messages_participant_id'))
 

@@ -1,0 +1,202 @@
+"""Ended study statuses recorded in the console, pushed to REDCap's enrollment form so that they stick.
+
+A coordinator's withdrawal or death is queued in the same transaction as the console action
+(`RedcapEnrollmentStatusPush`) and written by the push pass into `REDCAP_ROSTER_FIELDS["status"]` at
+`REDCAP_ENROLLMENT_EVENT`, with the code from `REDCAP_STATUS_CODES`. Before writing, the pass reads the
+field (one export per batch): a status REDCap already holds is marked pushed; a different ended status
+staff entered there is kept (the row fails, with the reason for coordinators). REDCap unavailable: the
+row stays queued with backoff, like every push. Until REDCap has recorded it, the roster sync keeps the
+console's status (see `console_end_pending`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+
+from app import audit
+from app.extensions import db
+from app.models import Participant
+from app.models.redcap_sync import PUSHED_STUDY_STATUSES, RedcapEnrollmentStatusPush
+from app.redcap_queues import PushItem, PushQueue
+
+ACTOR = "system:push"
+ENDED = ("withdrawn", "deceased", "lost")
+
+
+def status_code(config: Mapping[str, Any], status: str) -> str | None:
+    """REDCap's code for a study status (REDCAP_STATUS_CODES reversed), or None if it has none."""
+    for code, name in (config.get("REDCAP_STATUS_CODES") or {}).items():
+        if name == status:
+            return str(code)
+    return None
+
+
+def queue_enrollment_status(
+    participant: Participant, status: str, now: datetime
+) -> RedcapEnrollmentStatusPush:
+    """Queue the ended study status for REDCap's enrollment form, in the caller's transaction."""
+    if status not in PUSHED_STUDY_STATUSES:
+        raise ValueError(
+            f"unknown study status for REDCap: {status!r} (one of {', '.join(PUSHED_STUDY_STATUSES)})"
+        )
+    if participant.id is None:
+        db.session.flush()
+    row = db.session.scalar(
+        select(RedcapEnrollmentStatusPush).where(RedcapEnrollmentStatusPush.participant_id == participant.id)
+    )
+    if row is None:
+        row = RedcapEnrollmentStatusPush(participant_id=participant.id, status=status)
+        db.session.add(row)
+    row.status = status
+    row.sync_status = "pending"
+    row.sync_attempts = 0
+    row.next_attempt_at = now
+    row.last_error = None
+    row.queued_at = now
+    row.pushed_at = None
+    return row
+
+
+def enrollment_push(participant: Participant) -> RedcapEnrollmentStatusPush | None:
+    """The participant's queued enrollment status push, if any."""
+    return db.session.scalar(
+        select(RedcapEnrollmentStatusPush).where(RedcapEnrollmentStatusPush.participant_id == participant.id)
+    )
+
+
+def console_end_pending(participant: Participant) -> str | None:
+    """Why REDCap's "active" must not undo this participant's console end yet, or None if it may.
+
+    Held while the status was ended in the console and REDCap has not recorded it: the push is missing,
+    pending or failed. Once REDCap recorded it (push landed, or REDCap showed it), staff's later
+    re-activation in REDCap is applied as any roster change.
+    """
+    if participant.status_source != "console" or participant.status not in ENDED:
+        return None
+    row = enrollment_push(participant)
+    if row is not None and row.sync_status == "pushed" and row.status == participant.status:
+        return None
+    when = f"{participant.status_changed_at:%Y-%m-%d}" if participant.status_changed_at else "?"
+    if row is None:
+        state = "no status push is queued"
+    elif row.sync_status == "failed":
+        state = f"the status push failed: {(row.last_error or '?')[:120]}"
+    else:
+        state = "the status push is pending" + (f" ({row.last_error[:100]})" if row.last_error else "")
+    return (
+        f"{participant.status} in the console on {when}; REDCap still says active — {state}. "
+        "Kept as "
+        f"{participant.status}; record it in REDCap to clear this"
+    )[:300]
+
+
+class EnrollmentStatusQueue(PushQueue):
+    """The push pass's third queue: ended study statuses into the enrollment event."""
+
+    model = RedcapEnrollmentStatusPush
+    kind = "enrollment_push"
+
+    @property
+    def status_field(self) -> str | None:
+        return (self.ctx.config.get("REDCAP_ROSTER_FIELDS") or {}).get("status")
+
+    def next_batch(self, last_id: int, size: int) -> tuple[list[PushItem], int]:
+        stmt = self.due(
+            select(
+                RedcapEnrollmentStatusPush.id, RedcapEnrollmentStatusPush.status, Participant.record_id
+            ).join(Participant, RedcapEnrollmentStatusPush.participant_id == Participant.id),
+            last_id,
+            size,
+        )
+        rows = db.session.execute(stmt).all()
+        if not rows:
+            return [], 0
+        event = self.ctx.config["REDCAP_ENROLLMENT_EVENT"]
+        items: list[PushItem] = []
+        for push_id, status, record_id in rows:
+            code = status_code(self.ctx.config, status)
+            if not self.status_field or code is None:
+                self.mark_invalid(
+                    push_id, [f"no REDCap study status field or code configured for {status!r}"]
+                )
+                continue
+            row = self.ctx.base_row(record_id, event)
+            row[self.status_field] = code
+            items.append(PushItem(push_id, row))
+        return items, rows[-1][0]
+
+    def keep_redcaps(self, items: list[PushItem]) -> list[PushItem]:
+        """Never write over a different ended status staff entered in REDCap: one export per batch."""
+        field = self.status_field
+        if not items or not field:
+            return items
+        record_field = self.ctx.record_field
+        event = self.ctx.config["REDCAP_ENROLLMENT_EVENT"]
+        rows = self.ctx.client.export_records(
+            [record_field, field],
+            records=sorted({item.row[record_field] for item in items}),
+            events=[event] if self.ctx.longitudinal else None,
+        )
+        held = {
+            str(r.get(record_field, "")): str(r.get(field, "") or "")
+            for r in rows
+            if not r.get("redcap_repeat_instrument")
+            and (not self.ctx.longitudinal or str(r.get("redcap_event_name", "")) in ("", event))
+        }
+        codes = {str(k): v for k, v in (self.ctx.config.get("REDCAP_STATUS_CODES") or {}).items()}
+        send: list[PushItem] = []
+        same: list[int] = []
+        for item in items:
+            current = held.get(item.row[record_field])
+            if current is None:  # never create a record in REDCap from here
+                self._fail(item.id, "not pushed: the record is not in REDCap's enrollment event")
+            elif current == item.row[field]:
+                same.append(item.id)
+            elif not current or codes.get(current) == "active":
+                send.append(item)
+            else:
+                self._keep(item.id, current, codes.get(current))
+        self.mark_pushed(same)
+        return send
+
+    def mark_pushed(self, ids: Sequence[int]) -> None:
+        """Mark pushed, and forget those participants' roster hash: REDCap's row changed under it.
+
+        So the next roster sync reads the row again, even when staff later set it back to exactly what
+        it was before (re-activation), and applies it.
+        """
+        super().mark_pushed(ids)
+        if ids:
+            pushed = select(RedcapEnrollmentStatusPush.participant_id).where(
+                RedcapEnrollmentStatusPush.id.in_(list(ids))
+            )
+            db.session.execute(update(Participant).where(Participant.id.in_(pushed)).values(roster_hash=None))
+
+    def _keep(self, item_id: int, current: str, meaning: str | None) -> None:
+        self._fail(
+            item_id,
+            f"not pushed: REDCap already holds study status code {current!r} ({meaning or 'unknown'}),"
+            " entered there; REDCap's value was kept",
+        )
+
+    def _fail(self, item_id: int, message: str) -> None:
+        db.session.execute(
+            update(RedcapEnrollmentStatusPush)
+            .where(RedcapEnrollmentStatusPush.id == item_id)
+            .values(sync_status="failed", next_attempt_at=None, last_error=message)
+        )
+        self.audit_failure(item_id, "redcap.enrollment_status_kept")
+
+    def audit_failure(self, item_id: int, action: str) -> None:
+        participant_id = db.session.scalar(
+            select(RedcapEnrollmentStatusPush.participant_id).where(RedcapEnrollmentStatusPush.id == item_id)
+        )
+        participant = db.session.get(Participant, participant_id) if participant_id else None
+        audit.record(ACTOR, action, participant=participant, enrollment_push_id=item_id)
+
+    def count_pushed(self, n: int) -> None:
+        self.ctx.report.enrollment_pushed += n
