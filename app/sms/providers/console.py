@@ -51,8 +51,9 @@ class ConsoleProvider(SmsProvider):
             # Printed in full, link included, on purpose and only here: the console backend runs on a
             # developer's machine with fictitious participants, and the printed link is the only way a
             # newcomer can open the questionnaire. It goes to stdout, never through the logger, so no
-            # token reaches a log file; the Twilio backend never prints or logs a body.
-            print(f"[console SMS to {to}] {body}", file=sys.stdout, flush=True)
+            # token reaches a log file; the Twilio backend never prints or logs a body. The number stays
+            # masked even here: the link is all a newcomer needs.
+            print(f"[console SMS to {mask_number(to)}] {body}", file=sys.stdout, flush=True)
         return Accepted(sid=sid, status="sent", segments=None)
 
     def find_sent(self, to: str, since: datetime) -> list[SentRecord]:
