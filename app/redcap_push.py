@@ -1,7 +1,8 @@
 """The push to REDCap: accepted submissions and visit statuses, in batches, losing nothing.
 
-Both queues live in the database (`Submission.sync_status`, and `RedcapStatusPush` for missed, opted-out
-and withdrawn visits), so a crash or an outage only delays a push. A pass streams due rows by id (keyset
+The queues live in the database (`Submission.sync_status`, `RedcapStatusPush` for missed, opted-out
+and withdrawn visits, `RedcapEnrollmentStatusPush` for console withdrawals and deaths), so a crash or an
+outage only delays a push. A pass streams due rows by id (keyset
 pagination, constant memory), checks every submission against the stored metadata, and imports a batch per
 call with `returnContent=ids`. REDCap unavailable: the batch stays queued with exponential backoff and
 jitter. REDCap rejects a batch (HTTP 400): the batch is split in halves until the bad record is alone; the

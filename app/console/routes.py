@@ -324,8 +324,8 @@ def withdraw(participant_id: int):
         participant_id,
         lambda p, reason: actions.end_participation(p, "withdrawn", utcnow(), _actor(), reason),
         _(
-            "Participant withdrawn; visits and texts cancelled. Record the withdrawal in REDCap's "
-            "enrollment form too: REDCap stays the system of record."
+            "Participant withdrawn; visits and texts cancelled. The withdrawal is queued for REDCap's "
+            "enrollment form (REDCap stays the system of record)."
         ),
     )
 
@@ -337,8 +337,8 @@ def death(participant_id: int):
         participant_id,
         lambda p, reason: actions.end_participation(p, "deceased", utcnow(), _actor(), reason),
         _(
-            "Death recorded; visits and texts cancelled. Record it in REDCap's enrollment form too: "
-            "REDCap stays the system of record."
+            "Death recorded; visits and texts cancelled. The death is queued for REDCap's enrollment "
+            "form (REDCap stays the system of record)."
         ),
     )
 
