@@ -29,4 +29,5 @@ def _guard():
     return guard_console()
 
 
-from app.console import conflicts, reconcile, routes, user_routes  # noqa: E402,F401  (conflicts, reconcile: REDCap pages)
+# conflicts, reconcile: REDCap pages; enrollment_work: work-list source of study statuses REDCap refused
+from app.console import conflicts, enrollment_work, reconcile, routes, user_routes  # noqa: E402,F401

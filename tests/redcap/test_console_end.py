@@ -7,6 +7,7 @@ from datetime import date, timedelta
 from sqlalchemy import select
 
 from app.console.actions import end_participation
+from app.console.worklist import build_worklist
 from app.extensions import db
 from app.models import AuditEntry, OutboundMessage, Participant, RedcapEnrollmentStatusPush, utcnow
 from app.redcap_push import push_pending
@@ -124,7 +125,12 @@ def test_a_different_ended_status_entered_in_redcap_is_never_overwritten(redcap_
     db.session.expire_all()
     row = _push_row(_participant("3501"))
     assert row.sync_status == "failed" and "REDCap's value was kept" in row.last_error
+    with redcap_server.app.test_request_context():  # the work list's texts are translated per request
+        work = [i for i in build_worklist(utcnow()).items if i.kind == "enrollment_push_failed"]
+    assert [i.record_id for i in work] == ["3501"] and "REDCap's value was kept" in work[0].why
     sync_roster(utcnow())
     db.session.expire_all()
     p = _participant("3501")
     assert (p.status, p.status_source, p.roster_problem) == ("deceased", "redcap", None)
+    with redcap_server.app.test_request_context():
+        assert not [i for i in build_worklist(utcnow()).items if i.kind == "enrollment_push_failed"]

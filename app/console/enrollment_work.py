@@ -1,0 +1,41 @@
+"""Work-list source: console withdrawals and deaths REDCap refused to store, so they do not go unseen."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from app.console.worklist import WorkItem, register_source
+from app.extensions import db
+from app.models import Participant, RedcapEnrollmentStatusPush
+
+
+@register_source(41, "enrollment_push_failed")
+def enrollment_push_failed(now: datetime, limit: int) -> list[WorkItem]:
+    """Console withdrawals and deaths REDCap has not stored, while REDCap has not shown them either."""
+    rows = db.session.execute(
+        select(RedcapEnrollmentStatusPush, Participant)
+        .join(Participant, RedcapEnrollmentStatusPush.participant_id == Participant.id)
+        .where(RedcapEnrollmentStatusPush.sync_status == "failed", Participant.status_source == "console")
+        .order_by(RedcapEnrollmentStatusPush.queued_at)
+        .limit(limit)
+    ).all()
+    return [
+        WorkItem(
+            rank=41,
+            kind="enrollment_push_failed",
+            participant_id=p.id,
+            record_id=p.record_id,
+            why=_(
+                "The study status %(status)s recorded in the console is not in REDCap: %(error)s. "
+                "Record it in REDCap's enrollment form.",
+                status=row.status,
+                error=(row.last_error or "—")[:300],
+            ),
+            sort_key=row.queued_at,
+            action="open",
+        )
+        for row, p in rows
+    ]
