@@ -169,8 +169,8 @@ def push_pending(
     calls_before = client.calls
     try:
         _run_queue(ctx, SubmissionQueue(ctx, retry_now), size, max_batches)
+        _run_queue(ctx, EnrollmentStatusQueue(ctx, retry_now), size, max_batches)  # few rows, most urgent
         _run_queue(ctx, StatusQueue(ctx, retry_now), size, max_batches)
-        _run_queue(ctx, EnrollmentStatusQueue(ctx, retry_now), size, max_batches)
     except (RedcapUnavailable, RedcapAuthError) as exc:
         report.unavailable = str(exc)
         note_redcap_error(now)

@@ -67,7 +67,8 @@ def test_redcap_down_keeps_the_status_push_queued_and_a_later_pass_lands_it(redc
     assert report.unavailable
     db.session.expire_all()
     row = _push_row(_participant("3201"))
-    assert row.sync_status == "pending"
+    assert row.sync_status == "pending" and row.sync_attempts == 1  # deferred with backoff, not dropped
+    assert row.next_attempt_at > utcnow() and "REDCap unavailable" in row.last_error
     redcap_server.state.reset()
     assert redcap_server.state.value("3201", "study_status", "baseline_arm_1") == "1"
 
