@@ -15,6 +15,9 @@ from tests.dbs import postgres_test_database, postgres_unavailable_reason
 
 BACKENDS = ["sqlite", "postgres"]
 
+# The `browser` fixture (Debian's Chromium through Playwright) for every real-browser test.
+pytest_plugins = ["tests.browser_support"]
+
 
 def build_app(backend: str, tmp_path: Path, **env: str) -> Flask:
     """An app on a fresh database of `backend`, with `env` as its settings."""

@@ -3,7 +3,6 @@ thank-you page, an axe-core scan with no serious or critical violation, and a sc
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,22 +13,12 @@ from app.extensions import db
 from app.models import Submission, utcnow
 from app.questionnaire.store import save_metadata
 from devservers.runner import serve_in_thread
+from tests.browser_support import ARTIFACTS
 from tests.conftest import build_app
 from tests.patient.conftest import TRIAL, invite, load_metadata
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 TAP_TARGETS = (
     "() => Array.from(document.querySelectorAll("
     "'label.opt, input[type=number], input[type=text], textarea, select, button, .lang a'))"
@@ -37,20 +26,6 @@ TAP_TARGETS = (
     ".map(el => [el.id || el.className || el.tagName, el.getBoundingClientRect().height])"
     ".filter(([, h]) => h < 44)"
 )
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-
-
-@pytest.fixture
-def browser() -> Iterator:
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (make browser-deps)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.fixture

@@ -9,12 +9,8 @@ import pytest
 
 from app.extensions import db
 from app.models import utcnow
-from devservers.runner import serve_in_thread
-from devservers.twilio_api import TwilioState, create_twilio_app
 from tests.conftest import build_app
 from tests.scheduler.harness import (
-    ACCOUNT_SID,
-    AUTH_TOKEN,
     SchedulerProcess,
     add_due_reminders,
     scheduler_env,
@@ -23,15 +19,6 @@ from tests.scheduler.harness import (
 )
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def twilio():
-    state = TwilioState({ACCOUNT_SID: AUTH_TOKEN}, callbacks_enabled=False, hang_seconds=1.0)
-    handle = serve_in_thread(create_twilio_app(state=state))
-    yield state, handle.url
-    state.close()
-    handle.stop()
 
 
 def test_first_pass_after_downtime_catches_up_once_and_skips_stale(tmp_path, twilio):

@@ -17,12 +17,8 @@ from sqlalchemy.engine import make_url
 from app.extensions import db
 from app.health.checks import HEARTBEAT_KEY
 from app.models import OutboundMessage, SystemState, utcnow
-from devservers.runner import serve_in_thread
-from devservers.twilio_api import TwilioState, create_twilio_app
 from tests.conftest import build_app
 from tests.scheduler.harness import (
-    ACCOUNT_SID,
-    AUTH_TOKEN,
     SchedulerProcess,
     add_due_reminders,
     scheduler_env,
@@ -31,15 +27,6 @@ from tests.scheduler.harness import (
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
-
-
-@pytest.fixture
-def twilio():
-    state = TwilioState({ACCOUNT_SID: AUTH_TOKEN}, callbacks_enabled=False, hang_seconds=1.0)
-    handle = serve_in_thread(create_twilio_app(state=state))
-    yield state, handle.url
-    state.close()
-    handle.stop()
 
 
 @pytest.fixture

@@ -10,12 +10,8 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import OutboundMessage, SchedulerLease, utcnow
-from devservers.runner import serve_in_thread
-from devservers.twilio_api import TwilioState, create_twilio_app
 from tests.conftest import build_app
 from tests.scheduler.harness import (
-    ACCOUNT_SID,
-    AUTH_TOKEN,
     SchedulerProcess,
     add_due_reminders,
     scheduler_env,
@@ -24,15 +20,6 @@ from tests.scheduler.harness import (
 )
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def twilio():
-    state = TwilioState({ACCOUNT_SID: AUTH_TOKEN}, callbacks_enabled=False, hang_seconds=1.0)
-    handle = serve_in_thread(create_twilio_app(state=state))
-    yield state, handle.url
-    state.close()
-    handle.stop()
 
 
 def test_sigterm_mid_pass_finishes_the_pass_and_exits_zero(tmp_path, twilio):
