@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from app.extensions import db
 from devservers.runner import serve_in_thread
 from devservers.twilio_api import TwilioState, create_twilio_app
-from tests.scheduler.harness import ACCOUNT_SID, AUTH_TOKEN
+from tests.conftest import build_app
+from tests.scheduler.harness import ACCOUNT_SID, AUTH_TOKEN, twilio_settings
 
 
 @pytest.fixture
@@ -17,3 +19,16 @@ def twilio():
     yield state, handle.url
     state.close()
     handle.stop()
+
+
+@pytest.fixture
+def pg_app(tmp_path, twilio):
+    """An app on this run's PostgreSQL test database (skips without PostgreSQL), emptied afterwards."""
+    settings = {**twilio_settings(twilio[1]), "SMS_RATE_PER_SECOND": "60"}
+    app = build_app("postgres", tmp_path, **settings)
+    app.config["FAULT_SETTINGS"] = settings
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.drop_all()
+        db.engine.dispose()

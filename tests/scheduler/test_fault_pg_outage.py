@@ -17,29 +17,14 @@ from sqlalchemy.engine import make_url
 from app.extensions import db
 from app.health.checks import HEARTBEAT_KEY
 from app.models import OutboundMessage, SystemState, utcnow
-from tests.conftest import build_app
 from tests.scheduler.harness import (
     SchedulerProcess,
     add_due_reminders,
     scheduler_env,
-    twilio_settings,
     wait_until,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
-
-
-@pytest.fixture
-def pg_app(tmp_path, twilio):
-    """An app on this run's PostgreSQL test database (skips without PostgreSQL), emptied afterwards."""
-    settings = {**twilio_settings(twilio[1]), "SMS_RATE_PER_SECOND": "60"}
-    app = build_app("postgres", tmp_path, **settings)
-    app.config["FAULT_SETTINGS"] = settings
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.drop_all()
-        db.engine.dispose()
 
 
 def _open_rows() -> int:
