@@ -2,11 +2,18 @@
 
 The questionnaire URL carries a personal token, so no page may leak it through a Referer,
 be framed by another site, or run a script that did not come from this server.
+
+`Referrer-Policy: same-origin` (also in base.html's meta tag): a browser sends the Referer only back to
+this site, never to another one. Flask-WTF's strict HTTPS check (WTF_CSRF_SSL_STRICT, left on) needs
+that same-origin Referer on every HTTPS POST; `no-referrer` made every HTTPS form fail.
 """
 
 from __future__ import annotations
 
+import io
+
 from flask import Flask, Response, abort, current_app, request
+from werkzeug.exceptions import BadRequest
 
 # No 'unsafe-inline' anywhere: the questionnaire's logic travels as a JSON data block, not code.
 CSP = "; ".join(
@@ -30,18 +37,72 @@ PERMISSIONS_POLICY = (
 HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
     "X-Content-Type-Options": "nosniff",
     "Permissions-Policy": PERMISSIONS_POLICY,
     "Cross-Origin-Opener-Policy": "same-origin",
 }
 
 
+# Past the limit, read and discard up to this much more so the client can still read the 413 (a server
+# that closes a socket with unread data resets the connection); beyond it the connection is just cut.
+_DRAIN_LIMIT = 1024 * 1024
+_READ_SIZE = 64 * 1024
+
+
 def refuse_oversized_body() -> None:
-    """413 as soon as a declared body exceeds MAX_CONTENT_LENGTH, whatever the route does with it."""
+    """413 as soon as a body exceeds MAX_CONTENT_LENGTH, declared or chunked, whatever the route does."""
     limit = request.max_content_length
-    if limit is not None and request.content_length is not None and request.content_length > limit:
-        abort(413)
+    if limit is None:
+        return
+    if request.content_length is not None:
+        if request.content_length > limit:
+            abort(413)
+        return
+    # A chunked body has no Content-Length: Werkzeug would read it up to the limit and silently
+    # parse the truncated rest. Read it here instead, refuse it whole if too long, else keep it.
+    if "chunked" in request.headers.get("Transfer-Encoding", "").lower() and request.environ.get(
+        "wsgi.input_terminated"
+    ):
+        _buffer_chunked_body(limit)
+
+
+def _buffer_chunked_body(limit: int) -> None:
+    """Read a chunked body of at most `limit` bytes into memory for the route, or abort with 413."""
+    stream = request.environ["wsgi.input"]
+    body = _read(stream, limit + 1)
+    if len(body) <= limit:
+        request.environ["wsgi.input"] = io.BytesIO(body)
+        return
+    _discard(stream, _DRAIN_LIMIT)
+    abort(413)
+
+
+def _read(stream, most: int) -> bytes:
+    """Up to `most` bytes of `stream`; a malformed chunk or a client gone mid-body is a 400."""
+    data = bytearray()
+    try:
+        while len(data) < most:
+            chunk = stream.read(min(_READ_SIZE, most - len(data)))
+            if not chunk:
+                break
+            data += chunk
+    except (OSError, ValueError):
+        raise BadRequest() from None
+    return bytes(data)
+
+
+def _discard(stream, most: int) -> None:
+    """Read and drop up to `most` bytes; a broken rest of a body already refused does not matter."""
+    dropped = 0
+    try:
+        while dropped < most:
+            chunk = stream.read(_READ_SIZE)
+            if not chunk:
+                return
+            dropped += len(chunk)
+    except (OSError, ValueError):
+        return
 
 
 def add_security_headers(response: Response) -> Response:

@@ -138,7 +138,10 @@ def resolve(token: str, now: datetime, posting: bool = False) -> LinkContext:
 
 def choose_language(ctx: LinkContext, requested: str | None) -> str:
     """?lang= (remembered in the session for this link), then the session, then the participant's
-    language from REDCap, then the browser's Accept-Language for a token we do not know."""
+    language from REDCap, then the browser's Accept-Language for a token we do not know. An unusable
+    token is treated as unknown, so neither its page nor the session cookie tells that it once existed."""
+    if ctx.state == INVALID:
+        ctx = LinkContext(INVALID)
     if requested in SUPPORTED:
         session["lang"] = requested
         session["lang_link"] = ctx.link_id

@@ -148,7 +148,7 @@ def test_security_headers_on_every_page(trial, client, path):
     csp = response.headers["Content-Security-Policy"]
     assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
     assert response.headers["X-Frame-Options"] == "DENY"
-    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert response.headers["Referrer-Policy"] == "same-origin"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert "camera=()" in response.headers["Permissions-Policy"]
     assert response.headers["Cache-Control"] == "no-store"
@@ -157,7 +157,7 @@ def test_security_headers_on_every_page(trial, client, path):
 def test_security_headers_on_posts_and_static_files(trial, client):
     inv = invite()
     for response in (client.post(inv.url, data=GOOD), client.get("/static/questionnaire.js")):
-        assert response.headers["Referrer-Policy"] == "no-referrer"
+        assert response.headers["Referrer-Policy"] == "same-origin"
         assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
         response.close()
 
