@@ -45,6 +45,13 @@ DEFAULT_RED_FLAG_RULES: list[dict[str, Any]] = [
     {"field": "fu_readmitted", "op": "==", "value": "1", "reason": "readmitted to hospital"},
 ]
 
+# Words no SMS may carry (a condition, a treatment, an arm): see app.sms.privacy for how they match.
+DEFAULT_SMS_DENY_WORDS: list[str] = [
+    "randomisation", "randomization", "randomised", "randomized", "placebo", "stem", "stem cell",
+    "MSC", "mesenchymal", "COVID", "coronavirus", "SARS", "trial arm",
+    "随机", "安慰剂", "干细胞", "间充质", "新冠", "冠状病毒",
+]  # fmt: skip
+
 
 class ConfigError(Exception):
     """A setting is missing or invalid; the message names the setting."""
@@ -143,6 +150,8 @@ class Config:
     DEBUG = False
     REQUIRE_SECRET_KEY = False
     SESSION_COOKIE_SECURE = False
+    # Production: without Twilio credentials, SMS_BACKEND=console must be set on purpose.
+    REQUIRE_SMS_BACKEND = False
 
     def __init__(
         self, environ: Mapping[str, str] | None = None, instance_path: str | os.PathLike | None = None
@@ -173,7 +182,9 @@ class Config:
         self.LOG_FORMAT = env.str("LOG_FORMAT", "text")  # "json" in production
 
         # --- Study ----------------------------------------------------------------------
-        self.STUDY_SHORT_NAME = env.str("STUDY_SHORT_NAME", "MSC-COVID")
+        # The sender name that starts every text, on lock screens: neutral, never the treatment or disease.
+        self.STUDY_SHORT_NAME = env.str("STUDY_SHORT_NAME", "GZ Follow-up")
+        self.STUDY_SHORT_NAME_ZH = env.str("STUDY_SHORT_NAME_ZH", "随访中心")
         self.STUDY_PHONE = env.str("STUDY_PHONE", "+86 20 8306 2000")
         self.EMERGENCY_PHONE = env.str("EMERGENCY_PHONE", "120")
         self.ONCALL_PHONES = env.list("ONCALL_PHONES")
@@ -181,6 +192,9 @@ class Config:
         self.STUDY_TRANSLATIONS_FILE = env.str(
             "STUDY_TRANSLATIONS_FILE", str(BASE_DIR / "study" / "translations_zh.json")
         )
+        # Comma-separated; replaces the default list. The rendered texts are checked in create_app.
+        self.SMS_DENY_WORDS = env.list("SMS_DENY_WORDS", DEFAULT_SMS_DENY_WORDS)
+        self._check_sms_words()
 
         # --- REDCap ---------------------------------------------------------------------
         self.REDCAP_API_URL = env.str("REDCAP_API_URL", "http://127.0.0.1:8081/api/")
@@ -238,7 +252,13 @@ class Config:
         self.TWILIO_API_URL = (env.str("TWILIO_API_URL", "https://api.twilio.com") or "").rstrip("/")
         self.TWILIO_TIMEOUT = env.float("TWILIO_TIMEOUT", 15.0, minimum=0.1)
         has_twilio = bool(self.TWILIO_ACCOUNT_SID and self.TWILIO_AUTH_TOKEN)
-        self.SMS_BACKEND = (env.str("SMS_BACKEND", "twilio" if has_twilio else "console") or "").lower()
+        backend = env.str("SMS_BACKEND")
+        if backend is None and not has_twilio and self.REQUIRE_SMS_BACKEND:
+            raise ConfigError(
+                "SMS_BACKEND: required in production without Twilio credentials "
+                "(set TWILIO_* or, to send nothing on purpose, SMS_BACKEND=console)"
+            )
+        self.SMS_BACKEND = (backend or ("twilio" if has_twilio else "console")).lower()
         if self.SMS_BACKEND not in {"twilio", "console"}:
             raise ConfigError(f"SMS_BACKEND: must be 'twilio' or 'console', got {self.SMS_BACKEND!r}")
         if self.SMS_BACKEND == "twilio":
@@ -320,6 +340,16 @@ class Config:
         except PlanError as exc:
             raise ConfigError(f"VISIT_PLAN: {exc}") from None
 
+    def _check_sms_words(self) -> None:
+        # Imported here, like the schedule check: config.py must stay importable on its own.
+        from app.sms.privacy import check_text_settings
+
+        if not self.SMS_DENY_WORDS:
+            raise ConfigError("SMS_DENY_WORDS: must list at least one word")
+        problem = check_text_settings(self)
+        if problem:
+            raise ConfigError(problem)
+
     def ensure_secret_key(self) -> None:
         """Development only: keep a generated secret in the instance folder, so sessions survive restarts."""
         if self.SECRET_KEY:
@@ -361,6 +391,7 @@ class ProductionConfig(Config):
 
     ENV_NAME = "production"
     REQUIRE_SECRET_KEY = True
+    REQUIRE_SMS_BACKEND = True
     SESSION_COOKIE_SECURE = True
 
     def __init__(

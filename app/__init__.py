@@ -33,6 +33,7 @@ def create_app(config: Config | str | None = None) -> Flask:
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     configure_logging(app)
     register_extensions(app)
+    check_sms_texts(app)
     register_security(app)
     register_blueprints(app)
     register_errorhandlers(app)
@@ -68,6 +69,16 @@ def register_extensions(app: Flask) -> None:
 
         hops = app.config["PROXY_FIX_HOPS"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_prefix=hops)
+
+
+def check_sms_texts(app: Flask) -> None:
+    """Refuse to start when a text, rendered in each language, carries a word from SMS_DENY_WORDS."""
+    from app.sms.privacy import check_rendered_texts
+
+    with app.app_context():
+        problem = check_rendered_texts(app.config)
+    if problem:
+        raise ConfigError(problem)
 
 
 def register_security(app: Flask) -> None:

@@ -20,6 +20,7 @@ def test_defaults(tmp_path):
     assert config.DEFAULT_PHONE_REGION == "CN"
     assert config.SMS_SEND_WINDOW == "09:00-20:00"
     assert config.SMS_BACKEND == "console"
+    assert (config.STUDY_SHORT_NAME, config.STUDY_SHORT_NAME_ZH) == ("GZ Follow-up", "随访中心")
     assert config.SMS_RATE_PER_SECOND == 1.0
     assert config.REDCAP_BATCH_SIZE == 100
 
@@ -51,6 +52,7 @@ def test_postgres_urls_use_psycopg(tmp_path):
         ({"SMS_BACKEND": "twilio"}, "TWILIO_ACCOUNT_SID"),
         ({"SMS_RATE_PER_SECOND": "fast"}, "SMS_RATE_PER_SECOND"),
         ({"REDCAP_BATCH_SIZE": "0"}, "REDCAP_BATCH_SIZE"),
+        ({"STUDY_SHORT_NAME": "MSC-COVID"}, "STUDY_SHORT_NAME"),
     ],
 )
 def test_bad_settings_name_the_setting(env, setting, tmp_path):
@@ -63,15 +65,41 @@ def test_production_requires_secrets(tmp_path):
         ProductionConfig({}, instance_path=tmp_path)
     with pytest.raises(ConfigError, match="^REDCAP_API_TOKEN: required"):
         ProductionConfig(
-            {"SECRET_KEY": "k" * 40, "PUBLIC_BASE_URL": "https://x.example"}, instance_path=tmp_path
+            {"SECRET_KEY": "k" * 40, "PUBLIC_BASE_URL": "https://x.example", "SMS_BACKEND": "console"},
+            instance_path=tmp_path,
         )
     with pytest.raises(ConfigError, match="^PUBLIC_BASE_URL: must be https"):
-        ProductionConfig({"SECRET_KEY": "k" * 40, "REDCAP_API_TOKEN": "t"}, instance_path=tmp_path)
+        ProductionConfig(
+            {"SECRET_KEY": "k" * 40, "REDCAP_API_TOKEN": "t", "SMS_BACKEND": "console"},
+            instance_path=tmp_path,
+        )
     config = ProductionConfig(
-        {"SECRET_KEY": "k" * 40, "REDCAP_API_TOKEN": "t", "PUBLIC_BASE_URL": "https://x.example"},
+        {
+            "SECRET_KEY": "k" * 40,
+            "REDCAP_API_TOKEN": "t",
+            "PUBLIC_BASE_URL": "https://x.example",
+            "SMS_BACKEND": "console",
+        },
         instance_path=tmp_path,
     )
     assert config.SESSION_COOKIE_SECURE is True
+
+
+PRODUCTION = {"SECRET_KEY": "k" * 40, "REDCAP_API_TOKEN": "t", "PUBLIC_BASE_URL": "https://x.example"}
+TWILIO = {"TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "TWILIO_AUTH_TOKEN": "x", "TWILIO_FROM_NUMBER": "+15550100"}
+
+
+def test_production_never_falls_back_to_the_console_backend(tmp_path):
+    with pytest.raises(ConfigError, match="^SMS_BACKEND: required in production without Twilio credentials"):
+        ProductionConfig(PRODUCTION, instance_path=tmp_path)
+    with pytest.raises(ConfigError, match="^SMS_BACKEND: required in production"):
+        load_config(None, {**PRODUCTION, "FOLLOWUP_ENV": "production", "INSTANCE_PATH": str(tmp_path)})
+    chosen = ProductionConfig({**PRODUCTION, "SMS_BACKEND": "console"}, instance_path=tmp_path)
+    assert chosen.SMS_BACKEND == "console"
+    assert ProductionConfig({**PRODUCTION, **TWILIO}, instance_path=tmp_path).SMS_BACKEND == "twilio"
+    # Development and tests keep the convenient fallback.
+    assert DevelopmentConfig({}, instance_path=tmp_path).SMS_BACKEND == "console"
+    assert TestingConfig({}, instance_path=tmp_path).SMS_BACKEND == "console"
 
 
 def test_development_generates_and_keeps_a_secret_key(tmp_path):

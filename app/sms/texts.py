@@ -1,8 +1,9 @@
 """Every text the service sends, from the gettext catalogues, in the participant's language.
 
-Texts carry the study's short name, the visit, the personal link and how to opt out: never a
-name, a diagnosis, an answer or a treatment arm. `count_segments` is what the carrier bills, so
-tests can hold every template to two segments with the longest real link.
+Texts carry a neutral sender name (STUDY_SHORT_NAME, or STUDY_SHORT_NAME_ZH in Chinese), the visit,
+the personal link and how to opt out: never a name, a diagnosis, an answer or a treatment arm
+(app.sms.privacy refuses SMS_DENY_WORDS at start-up). `count_segments` is what the carrier bills,
+so tests can hold every template to two segments with the longest real link.
 """
 
 from __future__ import annotations
@@ -74,11 +75,12 @@ def visit_label(visit_key: str) -> str:
 
 
 def render(template: str, language: str, **params: str) -> str:
-    """The text of `template` in `language` ("en"/"zh"), with the study's name and phone filled in."""
+    """The text of `template` in `language` ("en"/"zh"), with that language's sender name and the phone."""
     if template not in TEMPLATES:
         raise KeyError(f"unknown SMS template {template!r}")
     config = current_app.config
-    values = {"study": config["STUDY_SHORT_NAME"], "phone": config["STUDY_PHONE"], **params}
+    study = config["STUDY_SHORT_NAME_ZH"] if language == "zh" else config["STUDY_SHORT_NAME"]
+    values = {"study": study, "phone": config["STUDY_PHONE"], **params}
     if "visit_key" in values:
         values["visit"] = values["visit_key"]
     missing = [name for name in NEEDS[template] if name not in values]

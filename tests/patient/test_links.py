@@ -172,6 +172,7 @@ def test_production_cookies_are_secure_and_httponly(tmp_path):
             "REDCAP_API_TOKEN": "0" * 32,
             "PUBLIC_BASE_URL": "https://followup.example.org",
             "DATABASE_URL": f"sqlite:///{tmp_path / 'p.db'}",
+            "SMS_BACKEND": "console",
         },
         instance_path=tmp_path / "instance",
     )

@@ -26,7 +26,14 @@ def _settings_read_by_production() -> list[str]:
 
     config_module._Reader.raw = recording
     try:
-        ProductionConfig({"SECRET_KEY": "s", "REDCAP_API_TOKEN": "t", "PUBLIC_BASE_URL": "https://x.example"})
+        ProductionConfig(
+            {
+                "SECRET_KEY": "s",
+                "REDCAP_API_TOKEN": "t",
+                "PUBLIC_BASE_URL": "https://x.example",
+                "SMS_BACKEND": "console",
+            }
+        )
     finally:
         config_module._Reader.raw = original
     return seen
