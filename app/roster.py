@@ -21,7 +21,8 @@ from sqlalchemy import select, update
 
 from app import audit
 from app.extensions import db
-from app.models import OutboundMessage, Participant, SystemState
+from app.models import Participant, SystemState
+from app.participants.lifecycle import end_participation
 from app.redcap_client import RedcapClient, get_client
 from app.redcap_enrollment import console_end_pending
 from app.redcap_status import sync_followup_chunk
@@ -36,7 +37,7 @@ from app.roster_rows import (
     settings_fingerprint,
 )
 from app.study_plan import send_window, visit_plan
-from app.visits import ScheduleInputError, cancel_visit, schedule_participant
+from app.visits import ScheduleInputError, schedule_participant
 
 log = logging.getLogger(__name__)
 
@@ -271,7 +272,13 @@ def _update(participant: Participant, parsed: RosterRow, now: datetime, report: 
     held = console_end_pending(participant) if parsed.status == "active" else None
     if held:  # ended in the console, not yet recorded in REDCap: REDCap's "active" must not undo it
         parsed = replace(parsed, status=participant.status, problems=[held, *parsed.problems])
+    elif parsed.status in ENDED_STATUSES:  # the one way to end (also the console's); it sets the status
+        report.cancelled_visits += end_participation(
+            participant, parsed.status, now, source="redcap", actor=ACTOR
+        )
     changed = _assign(participant, parsed, now, source=participant.status_source if held else "redcap")
+    if participant.status != previous_status and "status" not in changed:
+        changed.append("status")
     audit.record(
         ACTOR,
         "participant.roster_updated",
@@ -279,39 +286,12 @@ def _update(participant: Participant, parsed: RosterRow, now: datetime, report: 
         changed=sorted(c for c in changed if c != "roster_problem"),
         **({"old_status": previous_status, "new_status": parsed.status} if "status" in changed else {}),
     )
-    if parsed.status in ENDED_STATUSES:
-        report.cancelled_visits += end_participation(participant, now)
-    else:
+    if parsed.status not in ENDED_STATUSES:
         try:
             schedule_participant(participant, visit_plan(), send_window(), now, actor=ACTOR)
         except ScheduleInputError as exc:  # the zone was edited by hand; report, keep the old visits
             report.warnings.append(str(exc))
     report.updated += 1
-
-
-def end_participation(participant: Participant, now: datetime) -> int:
-    """Withdrawn, deceased or lost in REDCap: cancel open and scheduled visits and pending texts at once."""
-    from app.links import revoke_links
-    from app.redcap_push import queue_status_push
-
-    reason = f"participant {participant.status} in REDCap"
-    cancelled = 0
-    for visit in participant.visits:
-        if cancel_visit(visit, reason, ACTOR):
-            cancelled += 1
-            revoke_links(visit, now)
-            if participant.status == "withdrawn":
-                queue_status_push(visit, "withdrawn", now)
-    db.session.execute(
-        update(OutboundMessage)
-        .where(
-            OutboundMessage.participant_id == participant.id,
-            OutboundMessage.status == "pending",
-            OutboundMessage.kind.in_(("reminder", "manual")),
-        )
-        .values(status="cancelled", error_message=reason)
-    )
-    return cancelled
 
 
 def _note_missing(present: set[str], report: RosterReport) -> None:
@@ -378,7 +358,8 @@ def apply_rows(rows: list[dict[str, Any]], now: datetime) -> RosterReport:
     return report
 
 
-# Kept importable from here: the DET re-read (app.redcap_refresh) and tests use these names.
+# Kept importable from here: the DET re-read (app.redcap_refresh) and tests use these names
+# (`end_participation` is app.participants.lifecycle's, the one both the roster and the console call).
 _settings_fingerprint = settings_fingerprint
 __all__ = [
     "ENDED_STATUSES",

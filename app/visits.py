@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from app import audit
 from app.extensions import db
-from app.models import OutboundMessage, Participant, Visit
+from app.models import Participant, Visit
+from app.participants.pending_texts import cancel_pending_texts
 from app.schedule import SendWindow, VisitPlan, compute_visit
 
 MAX_ANCHOR_AGE = timedelta(days=2 * 366)
@@ -113,14 +114,8 @@ def schedule_participant(
 
 
 def _cancel_pending_messages(visit: Visit, reason: str) -> int:
-    if visit.id is None:
-        return 0
-    result = db.session.execute(
-        update(OutboundMessage)
-        .where(OutboundMessage.visit_id == visit.id, OutboundMessage.status == "pending")
-        .values(status="cancelled", error_message=reason)
-    )
-    return result.rowcount or 0
+    # The visit's own audit entry says why, so no separate sms.cancelled entry (no actor).
+    return cancel_pending_texts(visit=visit, reason=reason)
 
 
 def cancel_visit(visit: Visit, reason: str, actor: str) -> bool:

@@ -18,9 +18,10 @@ from app.console import adapters
 from app.console.labels import status_label
 from app.extensions import db
 from app.models import AuditEntry, InboundMessage, Participant, RedcapStatusPush, Submission, Visit
-from app.redcap_enrollment import queue_enrollment_status
+from app.participants import lifecycle
+from app.participants.pending_texts import cancel_pending_texts
 from app.schedule import SendWindow
-from app.visits import cancel_visit, complete_visit, reopen_visit
+from app.visits import complete_visit, reopen_visit
 
 MANUAL_TEXT_ACTIONS = ("visit.reminder_requested", "visit.link_resent")
 
@@ -191,7 +192,7 @@ def mark_done_in_clinic(visit: Visit, now: datetime, actor: str, reason: str) ->
         )
     complete_visit(visit, "clinic", now, actor, reason=reason)
     links.revoke_links(visit, now)
-    adapters.cancel_pending(visit=visit, reason="visit completed in clinic", actor=actor)
+    cancel_pending_texts(visit=visit, reason="visit completed in clinic", actor=actor)
     return adapters.queue_status_push(visit, "completed", now)
 
 
@@ -281,11 +282,11 @@ def retry_status_push(row: RedcapStatusPush, now: datetime, actor: str, reason: 
 
 
 def end_participation(participant: Participant, status: str, now: datetime, actor: str, reason: str) -> int:
-    """Withdraw a participant or record a death: cancel open visits, texts and links at once; push status.
+    """Withdraw a participant or record a death, after the console's own checks; returns visits cancelled.
 
-    The study status is queued for REDCap's enrollment form too, so a roster sync cannot undo it.
-
-    Returns how many visits were cancelled.
+    What ending does is `app.participants.lifecycle.end_participation` (the roster calls it too); from
+    the console it also queues the study status for REDCap's enrollment form, so a roster sync cannot
+    undo it.
     """
     if status not in ("withdrawn", "deceased"):
         raise ActionRefused(_("Unknown status %(status)s.", status=repr(status)))
@@ -301,28 +302,7 @@ def end_participation(participant: Participant, status: str, now: datetime, acto
                 status=status_label(status),
             )
         )
-    previous = participant.status
-    participant.status = status
-    participant.status_source = "console"  # sticks until REDCap records it (app.roster)
-    participant.status_changed_at = now
-    queue_enrollment_status(participant, status, now)  # REDCap's enrollment study_status, durable
-    cancelled = 0
-    for visit in participant.visits:
-        if cancel_visit(visit, f"participant {status}", actor):
-            cancelled += 1
-            links.revoke_links(visit, now)
-            adapters.queue_status_push(visit, "withdrawn", now)
-    adapters.cancel_pending(participant=participant, reason=f"participant {status}", actor=actor)
-    _audit(
-        now,
-        actor,
-        f"participant.{status}",
-        participant=participant,
-        reason=reason,
-        previous_status=previous,
-        visits_cancelled=cancelled,
-    )
-    return cancelled
+    return lifecycle.end_participation(participant, status, now, source="console", actor=actor, reason=reason)
 
 
 def start_message_after_opt_out(participant: Participant) -> InboundMessage | None:

@@ -1,8 +1,9 @@
 """Thin adapters over the SMS engine, the REDCap bridge and the questionnaire core.
 
 Those areas are built alongside the console; these functions call their agreed interfaces and,
-where one is not installed, either do the plainly defined part themselves (cancel pending texts,
-re-queue a failed push, read labels from the stored metadata) or refuse with a clear message.
+where one is not installed, either do the plainly defined part themselves (re-queue a failed push,
+read labels from the stored metadata) or refuse with a clear message. Withdrawing pending texts is not
+here: the console calls `app.participants.pending_texts.cancel_pending_texts`, the one rule for it.
 """
 
 from __future__ import annotations
@@ -13,11 +14,9 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import update
 
 from app import audit
-from app.extensions import db
-from app.models import OutboundMessage, Participant, Submission, Visit
+from app.models import Submission, Visit
 
 log = logging.getLogger(__name__)
 
@@ -42,23 +41,6 @@ def queue_manual_reminder(visit: Visit, now: datetime, actor: str, outside_windo
     if planner is None:
         raise Unavailable("the SMS engine (app.sms.planner) is not installed, so no text can be queued")
     return planner(visit, now, actor, outside_window_confirmed=outside_window_confirmed)
-
-
-def cancel_pending(
-    *, participant: Participant | None = None, visit: Visit | None = None, reason: str, actor: str
-) -> int:
-    """Withdraw every pending text of a participant or visit; the SMS engine's version when installed."""
-    engine = _optional("app.sms.planner", "cancel_pending")
-    if engine is not None:
-        result = engine(participant=participant, visit=visit, reason=reason, actor=actor)
-        return int(result or 0)
-    query = update(OutboundMessage).where(OutboundMessage.status == "pending")
-    if participant is not None:
-        query = query.where(OutboundMessage.participant_id == participant.id)
-    if visit is not None:
-        query = query.where(OutboundMessage.visit_id == visit.id)
-    result = db.session.execute(query.values(status="cancelled", error_message=reason[:500]))
-    return result.rowcount or 0
 
 
 def sms_engine_installed() -> bool:

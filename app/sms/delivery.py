@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from app import audit
 from app.extensions import db
 from app.models import OutboundMessage, Participant, SmsStatusEvent
+from app.participants.pending_texts import cancel_pending_texts
 
 log = logging.getLogger(__name__)
 
@@ -180,8 +181,6 @@ def _unreachable(msg: OutboundMessage, people: list[Participant], code: int, now
 
 def mark_phone(people: list[Participant], status: str, reason: str, now: datetime) -> None:
     """Stop texting a number: phone status set, coordinators see why, pending texts withdrawn."""
-    from app.sms.planner import cancel_pending
-
     for person in people:
         if person.phone_status == status:
             continue
@@ -190,5 +189,5 @@ def mark_phone(people: list[Participant], status: str, reason: str, now: datetim
         audit.record(
             "system:sms", "sms.phone_flagged", participant=person, reason=reason, phone_status=status
         )
-        cancel_pending(participant=person, reason=f"phone {status}", actor="system:sms")
+        cancel_pending_texts(person, reason=f"phone {status}", actor="system:sms")
         log.warning("participant %s: phone marked %s (%s)", person.record_id, status, reason)

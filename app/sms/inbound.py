@@ -21,6 +21,7 @@ from app import audit
 from app.extensions import db
 from app.links import issue_link, link_url
 from app.models import InboundMessage, OutboundMessage, Participant
+from app.participants.pending_texts import cancel_pending_texts
 from app.sms.providers import mask_number
 from app.sms.texts import render
 
@@ -99,14 +100,12 @@ def handle_inbound(sid: str, from_: str, to: str, body: str, now: datetime) -> I
 
 def opt_out(people: list[Participant], now: datetime, actor: str, source: str) -> None:
     """Stop texting these participants (audited; their pending texts are withdrawn)."""
-    from app.sms.planner import cancel_pending
-
     for person in people:
         if not person.opted_out:
             person.opted_out = True
             person.opted_out_at = now
             audit.record(actor, "sms.opted_out", participant=person, reason=source)
-        cancel_pending(participant=person, reason="participant opted out", actor=actor)
+        cancel_pending_texts(person, reason="participant opted out", actor=actor)
 
 
 def opt_in(people: list[Participant], now: datetime) -> None:

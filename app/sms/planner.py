@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from app import audit
@@ -226,26 +226,3 @@ def queue_manual_reminder(
         outside_window=not in_send_window(participant, now),
     )
     return message
-
-
-def cancel_pending(
-    participant: Participant | None = None,
-    visit: Visit | None = None,
-    *,
-    reason: str,
-    actor: str,
-) -> int:
-    """Withdraw the pending texts of a participant or a visit (added to the session; the caller commits)."""
-    if participant is None and visit is None:
-        raise ValueError("cancel_pending needs a participant or a visit")
-    stmt = update(OutboundMessage).where(OutboundMessage.status == "pending")
-    if participant is not None:
-        stmt = stmt.where(OutboundMessage.participant_id == participant.id)
-    if visit is not None:
-        stmt = stmt.where(OutboundMessage.visit_id == visit.id)
-    # Alerts to on-call staff are about the participant, not to them: never withdrawn here.
-    stmt = stmt.where(OutboundMessage.kind != "redflag_alert")
-    count = db.session.execute(stmt.values(status="cancelled", error_message=reason[:500])).rowcount or 0
-    if count:
-        audit.record(actor, "sms.cancelled", participant=participant, visit=visit, reason=reason, count=count)
-    return count

@@ -9,7 +9,8 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import AuditEntry, OutboundMessage, SurveyLink, Visit
-from app.sms.planner import CannotQueue, OutsideSendWindow, cancel_pending, plan_due, queue_manual_reminder
+from app.participants.pending_texts import cancel_pending_texts
+from app.sms.planner import CannotQueue, OutsideSendWindow, plan_due, queue_manual_reminder
 from app.sms.sender import send_due
 from app.tick import run_tick
 from app.visits import complete_visit
@@ -177,9 +178,7 @@ def test_manual_reminder_rules(twilio_server):
 def test_cancel_pending_withdraws_texts_and_is_audited(twilio_server):
     participant, visit = open_visit()
     plan_due(NOW)
-    assert (
-        cancel_pending(participant=participant, reason="coordinator paused texts", actor="coordinator:1") == 1
-    )
+    assert cancel_pending_texts(participant, reason="coordinator paused texts", actor="coordinator:1") == 1
     db.session.commit()
     assert send_due(NOW)["sent"] == 0
     assert _rows(visit_id=visit.id)[0].status == "cancelled"

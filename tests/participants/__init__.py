@@ -1,0 +1,1 @@
+"""Tests of app.participants: a participant's course through the study."""
