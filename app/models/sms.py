@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Float, Index, String
+from sqlalchemy import Float, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
@@ -25,14 +25,22 @@ class SmsRateBucket(db.Model):
 
 
 class SmsStatusEvent(db.Model):
-    """A delivery status callback as received, kept so one that races ahead of its SID is applied later."""
+    """A delivery status callback as received, kept so one that races ahead of its SID is applied later.
+
+    One row per (message, status, error code): Twilio retries and replays of a signed callback, even
+    concurrent ones, add nothing.
+    """
 
     __tablename__ = "sms_status_events"
-    __table_args__ = (Index("ix_sms_status_events_sid", "provider_sid"),)
+    # The unique key starts with the SID, so it also serves the lookups by SID.
+    __table_args__ = (
+        UniqueConstraint("provider_sid", "status", "error_code", name="uq_sms_status_events_callback"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     provider_sid: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(20))
-    error_code: Mapped[str | None] = mapped_column(String(20))
+    # "" when the callback carried no code: NULLs never collide in a unique key, so they would not dedupe.
+    error_code: Mapped[str] = mapped_column(String(20), default="", server_default="")
     applied: Mapped[bool] = mapped_column(default=False)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -4,7 +4,7 @@
 number) and 30006 (landline) mark the number unusable; 30003 / 30005 (unreachable, unknown
 handset) are tolerated once — the next reminder slot tries again — and a second one in a row
 flags the number for coordinators. Callbacks may arrive out of order or before we recorded the
-SID; every one is kept, and statuses only move forward.
+SID; every distinct one is kept (a replayed callback is stored once), and statuses only move forward.
 """
 
 from __future__ import annotations
@@ -51,20 +51,42 @@ def our_status(provider_status: str | None) -> str | None:
     return TWILIO_STATUS.get((provider_status or "").lower())
 
 
-def record_callback(sid: str, provider_status: str, error_code: str | None, now: datetime) -> bool:
-    """Store a status callback and apply it to its outbox row if known; commits. Returns whether applied."""
-    code = error_code.strip() if error_code and error_code.strip().isdigit() else None
-    event = SmsStatusEvent(
-        provider_sid=sid, status=provider_status[:20], error_code=code, received_at=now, applied=False
+def _insert_event(sid: str, status: str, code: str, now: datetime) -> int | None:
+    """Store a callback unless the same (SID, status, error code) is stored already; its id, or None.
+
+    INSERT … ON CONFLICT DO NOTHING on both databases, so concurrent identical callbacks store one row
+    without either of them failing.
+    """
+    if db.engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    statement = (
+        insert(SmsStatusEvent)
+        .values(provider_sid=sid, status=status, error_code=code, received_at=now, applied=False)
+        .on_conflict_do_nothing(index_elements=["provider_sid", "status", "error_code"])
+        .returning(SmsStatusEvent.id)
     )
-    db.session.add(event)
+    return db.session.execute(statement).scalar()
+
+
+def record_callback(sid: str, provider_status: str, error_code: str | None, now: datetime) -> bool:
+    """Store a status callback and apply it to its outbox row if known; commits. Returns whether applied.
+
+    A replay of a callback already stored (same SID, status and error code) changes nothing.
+    """
+    code = error_code.strip() if error_code and error_code.strip().isdigit() else ""
+    event_id = _insert_event(sid, provider_status[:20], code, now)
+    if event_id is None:
+        db.session.commit()
+        return False
     query = select(OutboundMessage).where(OutboundMessage.provider_sid == sid)
     if db.engine.dialect.name == "postgresql":
         query = query.with_for_update()  # two callbacks of one text at once must not interleave
     msg = db.session.scalar(query)
     if msg is not None:
-        apply_status(msg, provider_status, code, now)
-        event.applied = True
+        apply_status(msg, provider_status, code or None, now)
+        db.session.execute(update(SmsStatusEvent).where(SmsStatusEvent.id == event_id).values(applied=True))
     db.session.commit()
     return msg is not None
 
@@ -79,7 +101,7 @@ def apply_pending_events(msg: OutboundMessage, now: datetime) -> None:
         .order_by(SmsStatusEvent.id)
     ).all()
     for event in events:
-        apply_status(msg, event.status, event.error_code, now)
+        apply_status(msg, event.status, event.error_code or None, now)
         event.applied = True
 
 
@@ -92,7 +114,7 @@ def apply_orphan_events(now: datetime) -> int:
         .order_by(SmsStatusEvent.id)
     ).all()
     for event, msg in rows:
-        apply_status(msg, event.status, event.error_code, now)
+        apply_status(msg, event.status, event.error_code or None, now)
         event.applied = True
     db.session.commit()
     return len(rows)

@@ -96,14 +96,12 @@ def upgrade():
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('provider_sid', sa.String(length=64), nullable=False),
     sa.Column('status', sa.String(length=20), nullable=False),
-    sa.Column('error_code', sa.String(length=20), nullable=True),
+    sa.Column('error_code', sa.String(length=20), server_default='', nullable=False),
     sa.Column('applied', sa.Boolean(), nullable=False),
     sa.Column('received_at', sa.DateTime(), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_sms_status_events'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_sms_status_events')),
+    sa.UniqueConstraint('provider_sid', 'status', 'error_code', name='uq_sms_status_events_callback')
     )
-    with op.batch_alter_table('sms_status_events', schema=None) as batch_op:
-        batch_op.create_index('ix_sms_status_events_sid', ['provider_sid'], unique=False)
-
     op.create_table('system_state',
     sa.Column('key', sa.String(length=100), nullable=False),
     sa.Column('value', sa.JSON(), nullable=False),
@@ -370,9 +368,6 @@ def downgrade():
     op.drop_table('inbound_messages')
     op.drop_table('users')
     op.drop_table('system_state')
-    with op.batch_alter_table('sms_status_events', schema=None) as batch_op:
-        batch_op.drop_index('ix_sms_status_events_sid')
-
     op.drop_table('sms_status_events')
     op.drop_table('sms_rate_buckets')
     op.drop_table('scheduler_leases')
