@@ -7,6 +7,7 @@ in the middle of a send pass. A `.env` file in the project root is read if prese
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import secrets
@@ -281,7 +282,10 @@ class Config:
         self.HEALTH_HEARTBEAT_MAX_AGE_SECONDS = env.int("HEALTH_HEARTBEAT_MAX_AGE_SECONDS", 300, minimum=1)
 
         # --- Web ------------------------------------------------------------------------
+        # memory:// counts per worker; production wants a shared store (redis://127.0.0.1:6379/0).
         self.RATELIMIT_STORAGE_URI = env.str("RATELIMIT_STORAGE_URI", "memory://")
+        # Shared store down (Redis restarting): count in this worker's memory meanwhile, never fail.
+        self.RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
         self.RATELIMIT_ENABLED = env.bool("RATELIMIT_ENABLED", True)
         self.TOKEN_GUESS_LIMIT = env.str("TOKEN_GUESS_LIMIT", "30 per minute")
         self.LOGIN_LIMIT = env.str("LOGIN_LIMIT", "10 per minute")
@@ -296,6 +300,10 @@ class Config:
         self.SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", type(self).SESSION_COOKIE_SECURE)
         self.REMEMBER_COOKIE_SECURE = self.SESSION_COOKIE_SECURE
         self.PROXY_FIX_HOPS = env.int("PROXY_FIX_HOPS", 0, minimum=0, maximum=5)
+        # Peers whose X-Forwarded-* headers are believed (gunicorn reads the same setting).
+        self.FORWARDED_ALLOW_IPS = self._networks(
+            "FORWARDED_ALLOW_IPS", env.list("FORWARDED_ALLOW_IPS", ["127.0.0.1", "::1"])
+        )
         self.BABEL_DEFAULT_LOCALE = "en"
         self.LANGUAGES = ["en", "zh"]
         self.WTF_CSRF_TIME_LIMIT = None  # a patient may take their time; the session bounds it
@@ -319,6 +327,18 @@ class Config:
             # WAL and a busy timeout are set per connection in app.extensions.
             return {"connect_args": {"timeout": 30}}
         return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 5}
+
+    @staticmethod
+    def _networks(name: str, values: list[str]) -> list[str]:
+        """Addresses and CIDR networks (or `*` for any peer), each checked, as text."""
+        for value in values:
+            if value == "*":
+                continue
+            try:
+                ipaddress.ip_network(value, strict=False)
+            except ValueError:
+                raise ConfigError(f"{name}: not an IP address or network: {value!r}") from None
+        return values
 
     @staticmethod
     def _check_region(region: str) -> None:

@@ -84,9 +84,18 @@ class SafeAccessLogger(Logger):
         return None
 
 
-bind = os.environ.get("GUNICORN_BIND") or (
-    f"0.0.0.0:{os.environ['PORT']}" if os.environ.get("PORT") else "127.0.0.1:8000"
-)
+def _bind() -> str:
+    # Loopback unless told otherwise: the reverse proxy on this host is the only client gunicorn needs,
+    # and a client reaching gunicorn directly would bypass it. GUNICORN_HOST=0.0.0.0 opens it up.
+    explicit = os.environ.get("GUNICORN_BIND", "").strip()
+    if explicit:
+        return explicit
+    host = os.environ.get("GUNICORN_HOST", "").strip() or "127.0.0.1"
+    port = os.environ.get("PORT", "").strip() or "8000"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+bind = _bind()
 workers = _int("WEB_CONCURRENCY", _default_workers())
 threads = _int("GUNICORN_THREADS", 1)
 timeout = _int("GUNICORN_TIMEOUT", 30)
@@ -96,9 +105,11 @@ max_requests = _int("GUNICORN_MAX_REQUESTS", 2000)
 max_requests_jitter = 200
 preload_app = False  # each worker builds its own app (and database pool) after the fork
 
-# One trusted reverse proxy: gunicorn believes X-Forwarded-* only from it, and the app's ProxyFix
-# (PROXY_FIX_HOPS=1) takes exactly one hop from those headers.
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# One trusted reverse proxy: X-Forwarded-* are believed only from the peers in FORWARDED_ALLOW_IPS
+# (default loopback), by gunicorn and by the app's ProxyFix (app.proxies), which then takes exactly
+# PROXY_FIX_HOPS (1) hops from those headers. gunicorn 23 refuses networks (10.0.0.0/8) in this
+# variable at start-up, before this file is read: list single addresses here.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS") or "127.0.0.1,::1"
 
 logger_class = SafeAccessLogger
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")

@@ -6,6 +6,7 @@ can build as many apps as they like and the web workers never start background j
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from flask import Flask
@@ -64,11 +65,24 @@ def register_extensions(app: Flask) -> None:
     babel.init_app(
         app, locale_selector=select_locale, default_translation_directories=str(ROOT / "translations")
     )
+    warn_if_limits_per_worker(app)
     if app.config.get("PROXY_FIX_HOPS"):
-        from werkzeug.middleware.proxy_fix import ProxyFix
+        from app.proxies import TrustedProxyFix
 
-        hops = app.config["PROXY_FIX_HOPS"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_prefix=hops)
+        app.wsgi_app = TrustedProxyFix(
+            app.wsgi_app, app.config["PROXY_FIX_HOPS"], app.config["FORWARDED_ALLOW_IPS"]
+        )
+
+
+def warn_if_limits_per_worker(app: Flask) -> None:
+    """Production with memory:// rate-limit storage: say at start-up that every worker counts alone."""
+    storage = app.config.get("RATELIMIT_STORAGE_URI") or "memory://"
+    if app.config["FOLLOWUP_ENV"] == "production" and storage.startswith("memory://"):
+        logging.getLogger("app.limits").warning(
+            "RATELIMIT_STORAGE_URI is memory://: link-guess and sign-in limits are counted per gunicorn "
+            "worker and reset on restart, so a client gets WEB_CONCURRENCY times the limit; set "
+            "RATELIMIT_STORAGE_URI=redis://127.0.0.1:6379/0 for shared counts"
+        )
 
 
 def check_sms_texts(app: Flask) -> None:

@@ -37,9 +37,22 @@ def create_user(email: str, password: str, role: str, actor: str = "system:cli")
     return user
 
 
+def change_password(user: User, password: str, actor: str = "system:cli") -> None:
+    """Give an account a new password (same length rule as creation); its sessions end."""
+    if len(password or "") < MIN_PASSWORD_LENGTH:
+        raise AccountError(f"password must have at least {MIN_PASSWORD_LENGTH} characters")
+    user.set_password(password)
+    audit.record(actor, "user.password_changed", user_id=user.id)
+
+
 @login_manager.user_loader
-def load_user(user_id: str) -> User | None:
+def load_user(login_id: str) -> User | None:
+    """The user of a session whose login id ("<id>:<session version>") is still current."""
+    user_id, _, version = (login_id or "").partition(":")
     try:
-        return db.session.get(User, int(user_id))
+        user = db.session.get(User, int(user_id))
+        current = user is not None and int(version) == user.session_version
     except (TypeError, ValueError):
         return None
+    # A cookie from before a logout, password, role change or deactivation is no session at all.
+    return user if current else None

@@ -6,10 +6,11 @@ import os
 
 import click
 from flask.cli import with_appcontext
+from sqlalchemy import select
 
-from app.accounts import AccountError, create_user
+from app.accounts import AccountError, change_password, create_user
 from app.extensions import db
-from app.models import ROLES
+from app.models import ROLES, User
 
 
 @click.group("users", help="Manage coordinator accounts.")
@@ -44,3 +45,29 @@ def create(email: str, role: str, password_env: str) -> None:
         db.session.rollback()
         raise click.ClickException(str(exc)) from None
     click.echo(f"created user {user.email} ({user.role})")
+
+
+@users_cli.command("set-password")
+@click.argument("email")
+@click.option(
+    "--password-env",
+    default="FOLLOWUP_USER_PASSWORD",
+    show_default=True,
+    help="Read the password from this environment variable (for scripts); otherwise it is prompted.",
+)
+@with_appcontext
+def set_password(email: str, password_env: str) -> None:
+    """Give user EMAIL a new password; every session they have open ends."""
+    user = db.session.scalar(select(User).where(User.email == email.strip().lower()))
+    if user is None:
+        raise click.ClickException(f"no user with e-mail {email}")
+    password = os.environ.get(password_env)
+    if not password:
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    try:
+        change_password(user, password)
+        db.session.commit()
+    except AccountError as exc:
+        db.session.rollback()
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"password changed for {user.email}; their sessions have ended")

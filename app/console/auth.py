@@ -5,63 +5,84 @@
 
 from __future__ import annotations
 
-import contextlib
 from datetime import datetime, timedelta
-from functools import lru_cache
 from urllib.parse import urlsplit
 
-from argon2 import PasswordHasher
-from argon2.exceptions import VerificationError
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from app import audit
 from app.console.forms import LanguageForm, LoginForm
 from app.console.permissions import LAST_SEEN_KEY, set_page_language, touch_session
 from app.extensions import db, limiter
 from app.i18n import SUPPORTED
-from app.models import User, utcnow
+from app.models import LoginFailure, User, utcnow
+from app.models.user import verify_dummy_password
 
 bp = Blueprint("console_auth", __name__, url_prefix="/console")
 bp.before_request(set_page_language)
 
 
-@lru_cache(maxsize=1)
-def _dummy_hash() -> str:
-    # Verifying against a throwaway hash makes an unknown e-mail cost as much time as a known one.
-    return PasswordHasher().hash("not-a-real-password-for-timing-only")
-
-
 def authenticate(
-    email: str, password: str, now: datetime, max_failures: int, lock_minutes: int
+    email: str, password: str, address: str, now: datetime, max_failures: int, lock_minutes: int
 ) -> User | None:
-    """The active, unlocked user with this e-mail and password, or None; counts failures and locks.
+    """The active user with this e-mail and password, unless locked for `address`; counts and locks.
 
-    The caller commits. Every refusal looks the same to the person signing in.
+    Every path does the same work: one Argon2 verification (against a throwaway hash when the e-mail
+    matches no account, and even when the pair is locked), then failures are counted per e-mail and
+    address, so a wrong guess from one address never locks the account for another. The caller
+    commits. Every refusal looks the same to the person signing in.
     """
-    email = (email or "").strip().lower()
+    email = (email or "").strip().lower()[:254]
     user = db.session.scalar(select(User).where(User.email == email))
     if user is None:
-        with contextlib.suppress(VerificationError):
-            PasswordHasher().verify(_dummy_hash(), password or "")
+        verify_dummy_password(password or "")
+        accepted = False
+    else:
+        accepted = user.check_password(password or "") and user.active
+    failure = db.session.scalar(
+        select(LoginFailure).where(LoginFailure.email == email, LoginFailure.address == address)
+    )
+    if failure is not None and failure.locked(now):
+        if user is not None:
+            audit.record(f"user:{user.id}", "user.login_refused", reason="locked for this address")
         return None
-    if user.locked_until is not None and user.locked_until > now:
-        audit.record(f"user:{user.id}", "user.login_refused", reason="account locked")
-        return None
-    if user.check_password(password or "") and user.active:
-        user.failed_logins = 0
-        user.locked_until = None
+    if accepted and user is not None:
+        if failure is not None:
+            db.session.delete(failure)
         user.last_login_at = now
         audit.record(f"user:{user.id}", "user.login")
         return user
-    user.failed_logins += 1
-    if user.failed_logins >= max_failures:
-        user.failed_logins = 0
-        user.locked_until = now + timedelta(minutes=lock_minutes)
-        audit.record(f"user:{user.id}", "user.locked", reason=f"{max_failures} failed sign-ins")
+    _count_failure(failure, email, address, now, max_failures, lock_minutes, user)
     return None
+
+
+def _count_failure(
+    failure: LoginFailure | None,
+    email: str,
+    address: str,
+    now: datetime,
+    max_failures: int,
+    lock_minutes: int,
+    user: User | None,
+) -> None:
+    if failure is None:
+        failure = LoginFailure(email=email, address=address, failures=0)
+        db.session.add(failure)
+    elif failure.last_failed_at < now - timedelta(minutes=lock_minutes):
+        failure.failures = 0  # old failures are forgotten after one lock period
+    failure.failures += 1
+    failure.last_failed_at = now
+    if failure.failures >= max_failures:
+        failure.failures = 0
+        failure.locked_until = now + timedelta(minutes=lock_minutes)
+        if user is not None:
+            audit.record(
+                f"user:{user.id}", "user.locked", reason=f"{max_failures} failed sign-ins from one address"
+            )
 
 
 def safe_next(target: str | None, default: str) -> str:
@@ -94,11 +115,16 @@ def login():
         user = authenticate(
             form.email.data,
             form.password.data,
+            request.remote_addr or "-",
             now,
             config["LOGIN_MAX_FAILURES"],
             config["LOGIN_LOCK_MINUTES"],
         )
-        db.session.commit()
+        try:
+            db.session.commit()
+        except IntegrityError:  # a parallel failure from the same address made the row first
+            db.session.rollback()
+            user = None
         if user is not None:
             lang = session.get("lang")
             session.clear()  # nothing from before sign-in survives it
@@ -123,6 +149,8 @@ def login():
 @bp.post("/logout")
 def logout():
     if current_user.is_authenticated:
+        # Signing out ends this user's sessions everywhere, copied cookies included.
+        current_user.end_sessions()
         audit.record(f"user:{current_user.id}", "user.logout")
         db.session.commit()
     logout_user()

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_babel import gettext as _
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from app import audit
 from app.console.actions import ActionRefused
 from app.extensions import db
-from app.models import ROLES_BY_NAME, User
+from app.models import ROLES_BY_NAME, LoginFailure, User
 
 
 def _other_active_admins(user: User) -> int:
@@ -31,12 +31,13 @@ def change_role(user: User, role: str, now: datetime, actor: str) -> None:
         raise ActionRefused(_("This is the last active admin; make another admin first."))
     previous = user.role
     user.role = role
+    user.end_sessions()  # the next request is made with the new role, after signing in again
     entry = audit.record(actor, "user.role_changed", user_id=user.id, previous_role=previous, role=role)
     entry.at = now
 
 
 def set_active(user: User, active: bool, now: datetime, actor: str) -> None:
-    """Deactivate (signs them out at their next request) or reactivate an account."""
+    """Deactivate (ends their sessions) or reactivate (lifts their sign-in locks) an account."""
     if user.active == active:
         raise ActionRefused(
             _("%(email)s is already active.", email=user.email)
@@ -49,7 +50,8 @@ def set_active(user: User, active: bool, now: datetime, actor: str) -> None:
         raise ActionRefused(_("This is the last active admin; make another admin first."))
     user.active = active
     if active:
-        user.failed_logins = 0
-        user.locked_until = None
+        db.session.execute(delete(LoginFailure).where(LoginFailure.email == user.email))
+    else:
+        user.end_sessions()
     entry = audit.record(actor, "user.activated" if active else "user.deactivated", user_id=user.id)
     entry.at = now

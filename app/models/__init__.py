@@ -9,7 +9,7 @@ from app.models.sms import SmsRateBucket, SmsStatusEvent
 from app.models.survey import InstrumentVersion, Submission, SurveyLink
 from app.models.system import SchedulerLease, SystemState
 from app.models.types import UTCDateTime, utcnow
-from app.models.user import ROLES, ROLES_BY_NAME, User
+from app.models.user import ROLES, ROLES_BY_NAME, LoginFailure, User
 from app.models.visit import Visit
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "ConflictDecision",
     "InboundMessage",
     "InstrumentVersion",
+    "LoginFailure",
     "OutboundMessage",
     "Participant",
     "RecordRefresh",

@@ -1,8 +1,11 @@
 """The token-guess limit: Flask-Limiter's configured storage and strategy, consulted directly.
 
-Only failed lookups count, and a client over the limit is refused before its token is even looked
-up (so a blocked guesser cannot learn that a guess was right). Calling the extension's strategy
-here instead of through a route decorator keeps the participant's own page at one storage read.
+Only failed lookups count, and only a failed lookup is refused: a valid, usable link opens even from
+an address over the limit, because mobile carriers put many phones behind one address and one guesser
+must not lock all of them out. (A blocked guesser could thus tell a right guess from a wrong one, but
+a 128-bit token is not found by guessing; the limit keeps the noise down.) Calling the extension's
+strategy here instead of through a route decorator keeps a participant's own page free of storage
+calls.
 """
 
 from __future__ import annotations
@@ -31,16 +34,6 @@ def _limits() -> tuple[RateLimitItem, ...]:
     return _items(current_app.config["TOKEN_GUESS_LIMIT"])
 
 
-def blocked() -> bool:
-    """Whether this client has used up its failed lookups (TOKEN_GUESS_LIMIT)."""
-    key = get_remote_address()
-    try:
-        return any(not limiter.limiter.test(item, SCOPE, key) for item in _limits())
-    except Exception:  # storage down: participants must still reach their questionnaire
-        log.warning("rate-limit storage unavailable; token-guess limit not applied")
-        return False
-
-
 def retry_after(now: float) -> int:
     """Seconds until this client may try again (at least 1)."""
     key = get_remote_address()
@@ -51,11 +44,13 @@ def retry_after(now: float) -> int:
     return max(1, int(max(resets, default=now + 60) - now))
 
 
-def count_failure() -> None:
-    """Count one failed lookup against this client."""
+def count_failure() -> bool:
+    """Count one failed lookup against this client; False once it is over TOKEN_GUESS_LIMIT."""
     key = get_remote_address()
     try:
-        for item in _limits():
-            limiter.limiter.hit(item, SCOPE, key)
-    except Exception:
+        # Every window is hit (no short-circuit), so each limit counts the failure.
+        within = [limiter.limiter.hit(item, SCOPE, key) for item in _limits()]
+    except Exception:  # storage down: the answer is the same 404 as for any bad link
         log.warning("rate-limit storage unavailable; failed lookup not counted")
+        return True
+    return all(within)

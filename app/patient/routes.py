@@ -32,6 +32,11 @@ def _invalid() -> tuple[str, int]:
     return _message("invalid", 404)
 
 
+def _invalid_counted():
+    """A failed lookup: counted against this client, and 429 once it is over TOKEN_GUESS_LIMIT."""
+    return _invalid() if guessing.count_failure() else _too_many()
+
+
 def _render_form(page: flow.Page, definition, expired: bool = False, csrf_value: str | None = None) -> str:
     return render_template(
         "patient/questionnaire.html",
@@ -56,14 +61,11 @@ def _blank_form(definition, today) -> str:
 @limiter.exempt  # the guess limit below counts only failed lookups
 def questionnaire(token: str):
     """The participant's questionnaire; only failed lookups count against TOKEN_GUESS_LIMIT."""
-    if guessing.blocked():
-        return _too_many()
     now = utcnow()
     ctx = flow.resolve(token, now, posting=request.method == "POST")
     _use_language(flow.choose_language(ctx, request.args.get("lang")))
     if ctx.state == flow.INVALID:
-        guessing.count_failure()
-        return _invalid()
+        return _invalid_counted()
     if ctx.state == flow.RECEIVED:
         return _message("received", 200, red_flag=flow.visit_red_flag(ctx))
     definition = flow.instrument(ctx)
@@ -87,7 +89,7 @@ def csrf_failed(exc: CSRFError):
     ctx = flow.resolve(token, now, posting=True)
     _use_language(flow.choose_language(ctx, request.args.get("lang")))
     if ctx.state != flow.OPEN:
-        return _invalid() if ctx.state == flow.INVALID else _message("received", 200, red_flag=False)
+        return _invalid_counted() if ctx.state == flow.INVALID else _message("received", 200, red_flag=False)
     definition = flow.instrument(ctx)
     if definition is None:
         return _message("unavailable", 503)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 10:42:18.486333
+Create Date: 2026-12-03 06:48:16.154782
 
 """
 from alembic import op
@@ -31,6 +31,16 @@ def upgrade():
     with op.batch_alter_table('instrument_versions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_instrument_versions_instrument'), ['instrument'], unique=False)
 
+    op.create_table('login_failures',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('email', sa.String(length=254), nullable=False),
+    sa.Column('address', sa.String(length=64), nullable=False),
+    sa.Column('failures', sa.Integer(), nullable=False),
+    sa.Column('last_failed_at', sa.DateTime(), nullable=False),
+    sa.Column('locked_until', sa.DateTime(), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_login_failures')),
+    sa.UniqueConstraint('email', 'address', name=op.f('uq_login_failures_email_address'))
+    )
     op.create_table('participants',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('record_id', sa.String(length=100), nullable=False),
@@ -114,8 +124,7 @@ def upgrade():
     sa.Column('password_hash', sa.String(length=200), nullable=False),
     sa.Column('role', sa.String(length=20), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
-    sa.Column('failed_logins', sa.Integer(), nullable=False),
-    sa.Column('locked_until', sa.DateTime(), nullable=True),
+    sa.Column('session_version', sa.Integer(), server_default='1', nullable=False),
     sa.Column('last_login_at', sa.DateTime(), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.CheckConstraint("role IN ('admin', 'coordinator', 'viewer')", name=op.f('ck_users_role_known')),
@@ -380,6 +389,7 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_participants_status'))
 
     op.drop_table('participants')
+    op.drop_table('login_failures')
     with op.batch_alter_table('instrument_versions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_instrument_versions_instrument'))
 

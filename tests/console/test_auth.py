@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.models import AuditEntry, User, utcnow
+from app.models import AuditEntry, LoginFailure, User, utcnow
 from tests.console.conftest import PASSWORD, FreshClient, sign_in
 from tests.factories import make_user
 
@@ -41,8 +41,8 @@ def test_account_locks_after_max_failures_even_for_the_right_password(app, clien
     user = users["viewer"]
     for _ in range(app.config["LOGIN_MAX_FAILURES"]):
         assert sign_in(client, user, "wrong password!").status_code == 401
-    locked = db.session.get(User, user.id)
-    assert locked.locked_until is not None
+    lock = db.session.scalar(select(LoginFailure).where(LoginFailure.email == user.email))
+    assert lock is not None and lock.locked(utcnow())
     response = sign_in(client, user)
     assert response.status_code == 401 and FAILURE in response.data
     assert db.session.scalar(select(AuditEntry).where(AuditEntry.action == "user.locked")) is not None

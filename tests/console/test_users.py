@@ -39,6 +39,9 @@ def test_change_role_and_deactivate_take_effect_at_once(app, as_role, users):
     assert viewer_client.post("/console/participants/1/withdraw", data={"reason": "x"}).status_code == 403
     assert admin.post(f"/console/users/{viewer.id}/role", data={"role": "coordinator"}).status_code == 303
     assert db.session.get(User, viewer.id).role == "coordinator"
+    # The old session ends with the old role; signed in again, the new role applies.
+    assert viewer_client.post("/console/participants/999/withdraw", data={"reason": "x"}).status_code == 302
+    assert sign_in(viewer_client, viewer).status_code == 302
     assert viewer_client.post("/console/participants/999/withdraw", data={"reason": "x"}).status_code == 404
     assert admin.post(f"/console/users/{viewer.id}/active", data={"active": "0"}).status_code == 303
     assert db.session.get(User, viewer.id).active is False

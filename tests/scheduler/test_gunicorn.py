@@ -26,7 +26,7 @@ def _free_port() -> int:
 
 
 def _load_conf(monkeypatch, **env: str) -> dict:
-    for name in ("GUNICORN_BIND", "PORT", "WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS"):
+    for name in ("GUNICORN_BIND", "GUNICORN_HOST", "PORT", "WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -37,13 +37,17 @@ def test_workers_from_cpu_count_and_bind_from_env(monkeypatch):
     conf = _load_conf(monkeypatch)
     assert conf["workers"] == min(2 * os.cpu_count() + 1, 12)
     assert conf["bind"] == "127.0.0.1:8000"
-    assert conf["forwarded_allow_ips"] == "127.0.0.1"
+    assert conf["forwarded_allow_ips"] == "127.0.0.1,::1"
     assert conf["preload_app"] is False
     conf = _load_conf(
         monkeypatch, GUNICORN_BIND="10.0.0.5:8080", WEB_CONCURRENCY="3", FORWARDED_ALLOW_IPS="10.0.0.1"
     )
     assert (conf["bind"], conf["workers"], conf["forwarded_allow_ips"]) == ("10.0.0.5:8080", 3, "10.0.0.1")
-    assert _load_conf(monkeypatch, PORT="9000")["bind"] == "0.0.0.0:9000"
+    # PORT alone keeps gunicorn on loopback: only the proxy on this host should reach it.
+    assert _load_conf(monkeypatch, PORT="9000")["bind"] == "127.0.0.1:9000"
+    all_interfaces = "0.0.0.0"  # noqa: S104 - only read back from the settings, never bound here
+    assert _load_conf(monkeypatch, PORT="9000", GUNICORN_HOST=all_interfaces)["bind"] == "0.0.0.0:9000"
+    assert _load_conf(monkeypatch, GUNICORN_HOST="::1")["bind"] == "[::1]:8000"
 
 
 def test_safe_path_masks_tokens_and_drops_queries(monkeypatch):
