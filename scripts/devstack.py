@@ -1,8 +1,10 @@
 """`make run`: the whole service on one machine with embedded defaults.
 
 Starts the local REDCap-compatible API (seeded with fictitious demo participants), migrates
-the SQLite database, creates the demo login, pulls the roster, then runs the web app and
-the scheduler as separate processes until Ctrl-C. Nothing here is used in production.
+the SQLite database, creates the demo logins, pulls the roster, prints a fresh personal link for
+every open demo visit (the SMS reminders wait for the participants' send window, so at some hours
+these are the only links shown), then runs the web app and the scheduler as separate processes
+until Ctrl-C. Nothing here is used in production.
 """
 
 from __future__ import annotations
@@ -37,6 +39,15 @@ def _env() -> dict[str, str]:
 
 def _flask(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run([PY, "-m", "flask", "--app", "wsgi", *args], cwd=ROOT, env=_env(), check=check)
+
+
+def _flask_output(*args: str) -> str:
+    result = subprocess.run(
+        [PY, "-m", "flask", "--app", "wsgi", *args], cwd=ROOT, env=_env(), capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        sys.stderr.write(result.stderr)
+    return result.stdout
 
 
 def _has_command(*args: str) -> bool:
@@ -94,12 +105,13 @@ def main() -> int:
         )
         _wait_for(f"http://127.0.0.1:{REDCAP_PORT}/_control")
         _flask("db", "upgrade")
-        _flask("demo", "user")
+        logins = _flask_output("demo", "user")
         if _has_command("roster", "sync"):
             _flask("redcap", "refresh-metadata", check=False) if _has_command(
                 "redcap", "refresh-metadata"
             ) else None
             _flask("roster", "sync", check=False)
+        links = _flask_output("demo", "links")
         procs.append(
             subprocess.Popen(
                 [PY, "-m", "flask", "--app", "wsgi", "run", "--host", "127.0.0.1", "--port", str(WEB_PORT)],
@@ -115,9 +127,10 @@ def main() -> int:
         print(
             "\n"
             f"  Coordinator console:  http://127.0.0.1:{WEB_PORT}/console/\n"
-            "  Demo login:           coordinator@example.org / demo-password-123\n"
-            f"  Local REDCap API:     http://127.0.0.1:{REDCAP_PORT}/api/  (records: /_control/records)\n"
-            "  Participants' links appear below as console SMS once the scheduler sends them.\n"
+            + "".join(f"  {line.strip()}\n" for line in logins.splitlines() if line.strip())
+            + f"  Local REDCap API:     http://127.0.0.1:{REDCAP_PORT}/api/  (records: /_control/records)\n"
+            + links
+            + "  Console SMS from the scheduler also appear below, inside the participants' send window.\n"
             "  Ctrl-C stops everything.\n",
             flush=True,
         )
