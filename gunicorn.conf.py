@@ -13,7 +13,9 @@ import multiprocessing
 import os
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 
+from dotenv import dotenv_values
 from gunicorn.glogging import Logger
 
 _TOKEN_PATH = re.compile(r"(/s/)[^/?#\s]+")
@@ -116,3 +118,27 @@ accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
+
+
+def missing_env_warning(environ: dict[str, str] | None = None, dotenv: Path | None = None) -> str | None:
+    """The start-up warning when FOLLOWUP_ENV is set neither in the environment nor in `.env`.
+
+    The app then runs with development settings (config.load_config's default), which a server must not.
+    """
+    environ = os.environ if environ is None else environ
+    dotenv = Path(__file__).with_name(".env") if dotenv is None else dotenv
+    if (environ.get("FOLLOWUP_ENV") or "").strip():
+        return None
+    if dotenv.is_file() and (dotenv_values(dotenv).get("FOLLOWUP_ENV") or "").strip():
+        return None
+    return (
+        "FOLLOWUP_ENV is not set: running with development settings; "
+        "set FOLLOWUP_ENV=production (or development) explicitly"
+    )
+
+
+def on_starting(server):  # type: ignore[no-untyped-def]
+    """gunicorn's hook, once in the master before any worker: warn about a missing FOLLOWUP_ENV."""
+    warning = missing_env_warning()
+    if warning:
+        server.log.warning(warning)
