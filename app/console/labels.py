@@ -1,11 +1,13 @@
-"""Translated labels for statuses and kinds shown in the console, and the Jinja globals that use them."""
+"""Translated labels of statuses, kinds and visits in the console, and the Jinja globals that use them."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import Flask
 from flask_babel import get_locale
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 STATUS_LABELS = {
@@ -35,6 +37,25 @@ STATUS_LABELS = {
     "lost": _l("lost to follow-up"),
     "opted_out": _l("opted out"),
 }
+
+
+# VISIT_PLAN keys as people say them, e.g. "week_4" -> "Week 4" / "第4周"; the key stays in URLs and exports.
+_VISIT_KEY = re.compile(r"^(week|month|day)_(\d+)$")
+
+
+def visit_label(visit_key: str | None) -> str:
+    """A visit key as a heading ("week_4" -> "Week 4", "第4周" in Chinese); other keys with spaces."""
+    if not visit_key:
+        return "—"
+    match = _VISIT_KEY.match(visit_key)
+    if match is None:
+        return visit_key.replace("_", " ").capitalize()
+    unit, number = match.groups()
+    if unit == "week":
+        return _("Week %(n)s", n=number)
+    if unit == "month":
+        return _("Month %(n)s", n=number)
+    return _("Day %(n)s", n=number)
 
 
 def status_label(status: str | None) -> str:
@@ -68,5 +89,7 @@ def install(app: Flask) -> None:
     """Make the label helpers available to every console template."""
     from app.models import utcnow
 
-    app.jinja_env.globals.update(status_label=status_label, current_locale=current_locale, now_utc=utcnow)
+    app.jinja_env.globals.update(
+        status_label=status_label, visit_label=visit_label, current_locale=current_locale, now_utc=utcnow
+    )
     app.jinja_env.filters.update(local=local_time, actor=actor_name)

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from app.console import adapters
 from app.console.actions import start_message_after_opt_out
+from app.console.labels import visit_label
 from app.extensions import db
 from app.models import (
     AuditEntry,
@@ -125,7 +126,7 @@ def build_page(participant: Participant, language: str) -> ParticipantPage:
                 status_push=status_pushes.get(visit.id),
             )
         )
-    keys = {v.id: v.visit_key for v in visits}
+    keys = {v.id: visit_label(v.visit_key) for v in visits}
     timeline: list[TimelineEvent] = []
     for m in messages:
         timeline.append(

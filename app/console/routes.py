@@ -31,6 +31,7 @@ from app.console.forms import (
     ReopenForm,
     VisitFilterForm,
 )
+from app.console.labels import visit_label
 from app.console.overview import completions_svg, visit_counts, weekly_completions
 from app.console.participant_view import build_page, mask_phone
 from app.console.permissions import require_role
@@ -113,7 +114,9 @@ def overview():
 
 def _filters() -> tuple[VisitFilterForm, VisitFilters]:
     form = VisitFilterForm(request.args, meta={"csrf": False})
-    form.visit.choices = [SelectChoice("", "—")] + [SelectChoice(s.key, s.key) for s in visit_plan().visits]
+    form.visit.choices = [SelectChoice("", "—")] + [
+        SelectChoice(s.key, visit_label(s.key)) for s in visit_plan().visits
+    ]
     form.validate()
     return form, VisitFilters(
         record_id=form.q.data or None if "q" not in form.errors else None,

@@ -299,10 +299,12 @@ def no_usable_phone(now: datetime, limit: int) -> list[WorkItem]:
     ).all()
     items = []
     for p in rows:
-        if not p.sms_consent and p.phone_status == "ok":
-            why = _("No SMS consent: contact by phone or in clinic")
+        # A good number without consent needs consent (or a call), not a new number.
+        if not p.sms_consent and p.phone_status == "ok" and p.phone_e164:
+            why, action = _("No SMS consent: contact by phone or in clinic"), "consent"
         else:
             why = _("No usable phone number (%(status)s)", status=p.phone_error or p.phone_status)
+            action = "phone"
         items.append(
             WorkItem(
                 rank=50,
@@ -311,7 +313,7 @@ def no_usable_phone(now: datetime, limit: int) -> list[WorkItem]:
                 record_id=p.record_id,
                 why=why,
                 sort_key=p.created_at,
-                action="phone",
+                action=action,
             )
         )
     return items

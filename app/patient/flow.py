@@ -37,8 +37,12 @@ OPEN = "open"  # the questionnaire can be answered
 MAX_TOKEN_LENGTH = 64
 _BLANK_CACHE_SIZE = 32
 _lock = threading.Lock()
-_version_ids: dict[tuple[str, str], int] = {}
-_definitions: dict[tuple[str, str], InstrumentDef] = {}
+_definitions: dict[tuple[str, str], InstrumentDef] = {}  # keyed by content hash: the same in every app
+
+
+class SubmitRefused(RuntimeError):
+    """`submit` was called with a link that was not resolved open for a POST: a bug in the caller,
+    never the participant's doing. Raised (not asserted) so it holds under `python -O` too."""
 
 
 @dataclass
@@ -175,9 +179,11 @@ def instrument(ctx: LinkContext) -> InstrumentDef | None:
 
 
 def version_id(definition: InstrumentDef) -> int | None:
-    """The stored version's id, for the submission; a version's id never changes, so it is cached."""
+    """The stored version's id, for the submission; a version's id never changes in its database, so
+    it is cached per app (two apps in one process have two databases, and two sets of ids)."""
+    cache: dict[tuple[str, str], int] = current_app.extensions.setdefault("patient_version_ids", {})
     key = (definition.name, definition.version_hash)
-    found = _version_ids.get(key)
+    found = cache.get(key)
     if found is None:
         found = db.session.scalar(
             select(InstrumentVersion.id).where(
@@ -186,7 +192,7 @@ def version_id(definition: InstrumentDef) -> int | None:
             )
         )
         if found is not None:
-            _version_ids[key] = found
+            cache[key] = found
     return found
 
 
@@ -244,12 +250,13 @@ def blank_page(definition: InstrumentDef, lang: str, today: date) -> Page:
 
 def submit(ctx: LinkContext, definition: InstrumentDef, formdata, lang: str, now: datetime) -> Page:
     """Validate a posted questionnaire; accept it when clean, else return it with errors, answers kept."""
+    if ctx.state != OPEN or ctx.link is None:
+        raise SubmitRefused("submit needs an open link resolved with posting=True")
     today = local_today(ctx, now)
     form = QuestionnaireForm(definition, lang, formdata, today)
     result = clean_answers(definition, form.answers_input(formdata), today=today)
     if result.errors:
         return Page(form, form.questions(result.errors), dict(result.errors))
-    assert ctx.link is not None
     outcome = accept_submission(
         ctx.link,
         result.answers,

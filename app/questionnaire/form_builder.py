@@ -21,7 +21,7 @@ from werkzeug.datastructures import MultiDict
 from wtforms import BooleanField, Field, RadioField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.form import BaseForm
-from wtforms.widgets import RangeInput
+from wtforms.widgets import NumberInput
 
 from app.questionnaire import translations as tr
 from app.questionnaire.branching import to_json
@@ -29,7 +29,8 @@ from app.questionnaire.definition import FieldDef, InstrumentDef
 from app.questionnaire.only_if import describe
 from app.questionnaire.validation import resolve_bound
 
-# Sliders the participant leaves at "no answer" are listed here (no REDCap field starts with "_").
+# Sliders the participant leaves at "no answer" are listed here (no REDCap field starts with "_"). Only the
+# script's slider sends it: without JavaScript a slider is a number box, and a blank box is no answer.
 UNANSWERED = "_unanswered"
 _TAG = re.compile(r"<[^>]*>")
 # input_kind -> (input type, inputmode, step)
@@ -70,6 +71,7 @@ class Question:
     attrs: dict[str, Any] = field(default_factory=dict)
     options: list[Option] = field(default_factory=list)
     slider_labels: list[str] = field(default_factory=list)
+    range_hint: str = ""  # a slider without JavaScript: "Enter a number from 0 to 100…"
     only_if: str = ""
     has_logic: bool = False
     control: Field | None = None
@@ -80,6 +82,7 @@ class Question:
     def described_by(self) -> str:
         """Ids of the note, the "answer only if" text and the error, for aria-describedby."""
         ids = [f"note-{self.name}"] if self.note else []
+        ids += [f"range-{self.name}"] if self.kind == "slider" else []
         ids += [f"if-{self.name}"] if self.only_if else []
         ids += [f"err-{self.name}"] if self.error else []
         return " ".join(ids)
@@ -144,7 +147,8 @@ def _wtf_fields(fdef: FieldDef, lang: str) -> list[tuple[str, Field]]:
     if kind == "textarea":
         return [(fdef.name, TextAreaField(label))]
     if kind == "slider":
-        return [(fdef.name, StringField(label, widget=RangeInput()))]
+        # A number box the script turns into a range (a range always has a value, a box can be blank).
+        return [(fdef.name, StringField(label, widget=NumberInput()))]
     return [(fdef.name, StringField(label))]
 
 
@@ -237,16 +241,28 @@ class QuestionnaireForm(BaseForm):
         return q
 
     def _slider(self, q: Question, fdef: FieldDef) -> None:
+        """A whole-number box from min to max (0–100 by default), marked for the script to make a slider."""
         q.control = self[fdef.name]
         low, high = fdef.bounds
-        q.attrs = {"min": low, "max": high, "step": 1}
-        labels = tr.slider_labels(fdef, self.lang)
-        q.slider_labels = [plain(x) for x in labels] if labels else [low, "", high]
+        q.attrs = {"min": low, "max": high, "step": 1, "inputmode": "numeric", "autocomplete": "off"}
+        q.attrs["data-slider"] = True  # questionnaire.js makes it a range input
+        labels = [plain(x) for x in tr.slider_labels(fdef, self.lang) or ()]
+        q.slider_labels = labels or [low, "", high]
+        if labels and labels[0] and labels[-1]:
+            q.range_hint = _(
+                "Enter a whole number from %(low)s (%(low_label)s) to %(high)s (%(high_label)s).",
+                low=low,
+                low_label=labels[0],
+                high=high,
+                high_label=labels[-1],
+            )
+        else:
+            q.range_hint = _("Enter a whole number from %(low)s to %(high)s.", low=low, high=high)
         value = (q.control.data or "").strip()
         q.unanswered = not value or fdef.name in self.unanswered
         if q.unanswered:
-            # A range input always has a value; it only counts once the participant gives one.
-            q.attrs["value"] = (int(low) + int(high)) // 2
+            # blank until answered (the script's slider starts mid-way, with "No answer yet" ticked)
+            q.attrs["value"] = ""
 
     @staticmethod
     def answers_input(formdata: Mapping[str, Any]) -> MultiDict:

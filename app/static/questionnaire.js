@@ -115,10 +115,34 @@
     sections();
   }
 
+  // Without this script a slider is a number box (blank: no answer). Here it becomes a range input with
+  // its value shown and a "No answer yet" box (from its <template>), which the server reads as UNSET.
   function slider(range) {
-    var name = range.name, out = document.getElementById("out-" + name);
-    var box = form.querySelector('input[name="' + UNSET + '"][value="' + name + '"]');
-    var wrap = range.parentNode;
+    var name = range.name, wrap = range.parentNode, q = wrap.parentNode;
+    var tpl = q.querySelector("template.slider-js"), hint = document.getElementById("range-" + name);
+    var blank = (range.value || "").trim() === "", parts, out, box, described;
+    if (!tpl) { return; }
+    parts = tpl.content.cloneNode(true);
+    out = parts.querySelector("output");
+    box = parts.querySelector('input[name="' + UNSET + '"]');
+    range.type = "range";
+    range.removeAttribute("inputmode");
+    if (blank) {
+      // a range always has a value: start mid-way, and it counts only once the participant moves it
+      range.value = String(Math.floor((parseFloat(range.min) + parseFloat(range.max)) / 2));
+      if (box) { box.checked = true; }
+    }
+    if (out) { wrap.appendChild(out); }
+    q.insertBefore(parts, tpl);
+    q.removeChild(tpl);
+    if (hint) {
+      hint.parentNode.removeChild(hint);
+      described = (range.getAttribute("aria-describedby") || "").split(" ").filter(function (id) {
+        return id && id !== hint.id;
+      });
+      if (described.length) { range.setAttribute("aria-describedby", described.join(" ")); }
+      else { range.removeAttribute("aria-describedby"); }
+    }
     function show() {
       var unset = box && box.checked;
       wrap.classList.toggle("unset", !!unset);
@@ -129,10 +153,10 @@
     show();
   }
 
+  Array.prototype.forEach.call(form.querySelectorAll("input[data-slider]"), slider);
   Array.prototype.forEach.call(form.querySelectorAll("[disabled]"), function (el) {
     el.setAttribute("data-locked", "");
   });
-  Array.prototype.forEach.call(form.querySelectorAll('input[type="range"]'), slider);
   form.classList.add("js-on");
   form.addEventListener("input", update);
   form.addEventListener("change", update);

@@ -1,5 +1,6 @@
 """A real phone-sized Chromium answers the questionnaire: live branching, one failed validation, the
-thank-you page, an axe-core scan with no serious or critical violation, and a screenshot artifact."""
+thank-you page, an axe-core scan with no serious or critical violation, and a screenshot artifact; and
+with JavaScript off, every field type the form builder supports, a required slider among them."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from app.questionnaire.store import save_metadata
 from devservers.runner import serve_in_thread
 from tests.browser_support import ARTIFACTS
 from tests.conftest import build_app
-from tests.patient.conftest import TRIAL, invite, load_metadata
+from tests.patient.conftest import TRIAL, WELLBEING, invite, load_metadata
 
 pytestmark = pytest.mark.browser
 
@@ -28,12 +29,10 @@ TAP_TARGETS = (
 )
 
 
-@pytest.fixture
-def served(tmp_path) -> Iterator[tuple[str, object]]:
-    """The app on a free loopback port, with the trial's questionnaire and one invited participant."""
-    app = build_app("sqlite", tmp_path)
+def _serve(tmp_path, project: str, instrument: str) -> Iterator[tuple[str, object]]:
+    app = build_app("sqlite", tmp_path, REDCAP_QUESTIONNAIRE_INSTRUMENT=instrument)
     with app.app_context():
-        save_metadata(load_metadata("trial_project"), TRIAL, utcnow())
+        save_metadata(load_metadata(project), instrument, utcnow())
         inv = invite()
     handle = serve_in_thread(app)
     try:
@@ -43,6 +42,18 @@ def served(tmp_path) -> Iterator[tuple[str, object]]:
         with app.app_context():
             db.session.remove()
             db.engine.dispose()
+
+
+@pytest.fixture
+def served(tmp_path) -> Iterator[tuple[str, object]]:
+    """The app on a free loopback port, with the trial's questionnaire and one invited participant."""
+    yield from _serve(tmp_path, "trial_project", TRIAL)
+
+
+@pytest.fixture
+def served_wellbeing(tmp_path) -> Iterator[tuple[str, object]]:
+    """The same with the other project's wellbeing_check, which has every field type."""
+    yield from _serve(tmp_path, "wellbeing_project", WELLBEING)
 
 
 def serious(page) -> list[str]:
@@ -98,6 +109,9 @@ def test_phone_answers_with_branching_fails_once_then_submits(browser, served):
             page.locator(radio).check()
         page.locator("#fu_spo2").fill("97")
         slider = page.locator("#fu_health_today")
+        assert slider.get_attribute("type") == "range"  # the script made the number box a slider
+        assert page.locator("#range-fu_health_today").count() == 0  # and dropped its no-JS hint
+        assert page.locator("#na-fu_health_today").is_checked()  # untouched: no answer yet
         slider.focus()
         for _ in range(20):
             page.keyboard.press("ArrowRight")
@@ -205,7 +219,14 @@ def test_without_javascript_every_question_shows_and_the_form_still_works(browse
         ):
             page.locator(radio).check()
         page.locator("#fu_fever_days").fill("9")  # answered although "no fever": the server drops it
-        page.locator("#na-fu_health_today").uncheck()
+        slider = page.locator("#fu_health_today")  # a required slider: a number box without JS
+        assert slider.get_attribute("type") == "number" and page.locator("#na-fu_health_today").count() == 0
+        assert "from 0 (Worst) to 100 (Best)" in page.locator("#range-fu_health_today").inner_text()
+        page.locator("button[type=submit]").click()
+        page.wait_for_load_state()
+        assert "Please check 1 answer" in page.locator("#errors").inner_text()  # the blank slider
+        assert "Please answer this question" in page.locator("#err-fu_health_today").inner_text()
+        page.locator("#fu_health_today").fill("64")
         page.locator("button[type=submit]").click()
         page.wait_for_load_state()
         assert "Thank you" in page.locator("h1").inner_text()
@@ -213,4 +234,68 @@ def test_without_javascript_every_question_shows_and_the_form_still_works(browse
         context.close()
     with app.app_context():
         answers = db.session.scalar(select(Submission.answers))
-    assert "fu_fever_days" not in answers and answers["fu_health_today"] == "50"
+    assert "fu_fever_days" not in answers and answers["fu_health_today"] == "64"
+
+
+def test_without_javascript_every_field_type_is_answered_and_stored(browser, served_wellbeing):
+    """Date, dropdown, radio, true/false, yes/no, a required slider, checkboxes, text, notes, decimal and
+    whole numbers, e-mail and phone: all answered with JavaScript off, one submission, all stored."""
+    url, app = served_wellbeing
+    context = browser.new_context(
+        viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True, java_script_enabled=False
+    )
+    page = context.new_page()
+    try:
+        page.goto(url)
+        assert page.locator("#q-wb_pain_score").is_visible()  # branching questions all show
+        assert page.locator("#wb_pain_score").get_attribute("type") == "number"
+        assert page.locator("#na-wb_pain_score").count() == 0
+        page.locator("#wb_visit_date").fill("2024-05-01")
+        page.locator("#wb_mobility").select_option("3")
+        for name, value in (
+            ("wb_mobility_aid", "cane"),
+            ("wb_pain", "1"),
+            ("wb_phq1", "1"),
+            ("wb_phq2", "0"),
+            ("wb_contact_ok", "1"),
+        ):
+            page.locator(f"input[name={name}][value='{value}']").check()
+        page.locator("#wb_pain_score").fill("8")  # required once in pain
+        page.locator("#wb_support___1").check()
+        page.locator("#wb_support___other_x").check()
+        page.locator("#wb_support_other").fill("Neighbour")
+        page.locator("#wb_weight").fill("72.5")
+        page.locator("#wb_temp").fill("36.8")
+        page.locator("#wb_steps").fill("4000")
+        page.locator("#wb_email").fill("participant@example.org")
+        page.locator("#wb_phone").fill("(212) 555-0100")  # the form's own example, a fictitious 555-01xx
+        page.locator("#wb_complex").fill("Stairs are hard")
+        page.locator("button[type=submit]").click()
+        page.wait_for_load_state()
+        assert "Thank you" in page.locator("h1").inner_text(), page.locator("#errors").all_inner_texts()
+    finally:
+        context.close()
+    with app.app_context():
+        answers = db.session.scalar(select(Submission.answers))
+    assert answers == {
+        "wb_visit_date": "2024-05-01",
+        "wb_mobility": "3",
+        "wb_mobility_aid": "cane",
+        "wb_pain": "1",
+        "wb_pain_score": "8",
+        "wb_phq1": "1",
+        "wb_phq2": "0",
+        "wb_support___1": "1",
+        "wb_support___2": "0",
+        "wb_support___3": "0",
+        "wb_support___other_x": "1",
+        "wb_support____99": "0",
+        "wb_support_other": "Neighbour",
+        "wb_weight": "72.5",
+        "wb_temp": "36.8",
+        "wb_steps": "4000",
+        "wb_contact_ok": "1",
+        "wb_email": "participant@example.org",
+        "wb_phone": "(212) 555-0100",
+        "wb_complex": "Stairs are hard",
+    }

@@ -11,11 +11,14 @@ from tests.patient.conftest import invite
 
 
 class Controls(HTMLParser):
-    """Collects inputs, labels, fieldsets/legends, scripts and styles of a page."""
+    """Collects inputs, labels, fieldsets/legends, scripts and styles of a page. Controls inside a
+    <template> are inert (never shown nor sent without a script): they go to `templated`."""
 
     def __init__(self) -> None:
         super().__init__()
         self.inputs: list[dict[str, str]] = []
+        self.templated: list[dict[str, str]] = []
+        self._templates = 0
         self.label_for: set[str] = set()
         self.fieldsets = 0
         self.legends = 0
@@ -30,9 +33,11 @@ class Controls(HTMLParser):
             self.style_attrs += 1
         if any(k.startswith("on") for k in a):
             self.inline_scripts.append(tag)
-        if tag in ("input", "select", "textarea"):
+        if tag == "template":
+            self._templates += 1
+        elif tag in ("input", "select", "textarea"):
             a["_tag"] = tag
-            self.inputs.append(a)
+            (self.templated if self._templates else self.inputs).append(a)
         elif tag == "label" and a.get("for"):
             self.label_for.add(a["for"])
         elif tag == "fieldset":
@@ -61,6 +66,8 @@ class Controls(HTMLParser):
     def handle_endtag(self, tag):
         if tag == "script":
             self._script = None
+        elif tag == "template":
+            self._templates -= 1
 
     def named(self, name: str) -> list[dict[str, str]]:
         return [i for i in self.inputs if i.get("name") == name]
@@ -108,10 +115,13 @@ def test_every_field_type_has_its_redcap_name_and_native_input(wellbeing):
     ):
         (box,) = c.named(column)
         assert box["type"] == "checkbox" and box["value"] == "1"
-    # slider: a range with REDCap's bounds, plus a "no answer" state
+    # slider: a whole-number box with REDCap's bounds (the script makes it a range), blank until answered;
+    # the script's "no answer" box waits in a <template>, so it is never sent without the script
     (slider,) = c.named("wb_pain_score")
-    assert slider["type"] == "range" and slider["min"] == "0" and slider["max"] == "10"
-    assert any(i["value"] == "wb_pain_score" for i in c.named("_unanswered"))
+    assert slider["type"] == "number" and (slider["min"], slider["max"], slider["step"]) == ("0", "10", "1")
+    assert slider["value"] == "" and "data-slider" in slider
+    assert not c.named("_unanswered")
+    assert [i["value"] for i in c.templated if i.get("name") == "_unanswered"] == ["wb_pain_score"]
     # text validations: native inputs with ranges
     (visit_date,) = c.named("wb_visit_date")
     assert (
@@ -138,12 +148,12 @@ def test_every_field_type_has_its_redcap_name_and_native_input(wellbeing):
     # @HIDDEN-SURVEY fields are not shown; descriptive text and section headers are
     assert not c.named("wb_flag")
     assert "Before you start" in html and 'id="q-wb_intro"' in html
-    # nothing but the metadata's columns (and our two helpers) is a control name
+    # nothing but the metadata's columns (and the CSRF token) is a control name
     names = {i.get("name") for i in c.inputs}
     from app.questionnaire.store import current_definition
 
     columns = set(current_definition("wellbeing_check").columns())
-    assert names - columns == {"csrf_token", "_unanswered"}
+    assert names - columns == {"csrf_token"}
 
 
 def test_accessible_structure(wellbeing):
