@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: run test lint format bench venv venv-dev browser-deps migration clean
+.PHONY: run test test-fast test-timeshift lint format bench venv venv-dev browser-deps migration clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,15 @@ run: venv
 test: venv-dev browser-deps
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
+
+## test-fast: the edit-test loop: everything but the slow fault/load tests and the browser tests
+test-fast: venv-dev
+	$(PY) -m pytest -m "not slow and not browser" -q
+
+## test-timeshift: the suite (browser tests aside) with every clock moved by TIMESHIFT, e.g. +400d or -20d
+TIMESHIFT ?= +400d
+test-timeshift: venv-dev
+	TIMESHIFT='$(TIMESHIFT)' PYTHONPATH='$(CURDIR)/tests/timeshift_site' $(PY) -m pytest -m "not browser" -q
 
 lint: venv-dev
 	$(VENV)/bin/ruff check .

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,9 +17,34 @@ from config import TestingConfig
 from tests.dbs import postgres_test_database, postgres_unavailable_reason
 
 BACKENDS = ["sqlite", "postgres"]
+TIMESHIFT_SITE = Path(__file__).resolve().parent / "timeshift_site"
 
 # The `browser` fixture (Debian's Chromium through Playwright) for every real-browser test.
 pytest_plugins = ["tests.browser_support"]
+
+
+def pytest_configure(config) -> None:
+    """Under `TIMESHIFT` (make test-timeshift), make sure this process and its subprocesses run shifted.
+
+    The Makefile puts tests/timeshift_site on PYTHONPATH so the shift starts at interpreter start;
+    a bare `TIMESHIFT=+400d pytest` gets the same here, for this process and every child.
+    """
+    if not os.environ.get("TIMESHIFT"):
+        return
+    if str(TIMESHIFT_SITE) not in sys.path:
+        sys.path.insert(0, str(TIMESHIFT_SITE))
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if str(TIMESHIFT_SITE) not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([str(TIMESHIFT_SITE), *paths])
+    import followup_timeshift
+
+    followup_timeshift.start()
+
+
+def pytest_report_header(config) -> str | None:
+    if not os.environ.get("TIMESHIFT"):
+        return None
+    return f"timeshift: TIMESHIFT={os.environ['TIMESHIFT']}, the clock reads {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
 
 
 def build_app(backend: str, tmp_path: Path, **env: str) -> Flask:

@@ -195,12 +195,11 @@ def _visible(instrument: InstrumentDef, parsed: dict[str, _Parsed]) -> set[str]:
 
 
 def clean_answers(
-    instrument: InstrumentDef, data: Mapping[str, Any], *, today: date | None = None
+    instrument: InstrumentDef, data: Mapping[str, Any], *, today: date
 ) -> CleanResult:
     """Validate a submission against the metadata: only known fields, branching, required, choices, formats
     and ranges; answers in REDCap raw codes (blank answers are left out; a shown checkbox gives every
-    option's column '1'/'0'). `today` resolves 'today' in date bounds (default: the server's date)."""
-    today = today or date.today()
+    option's column '1'/'0'). `today` (the participant's local date) resolves 'today' in date bounds."""
     result = CleanResult()
     parsed: dict[str, _Parsed] = {}
     for f in instrument.data_fields:
@@ -237,13 +236,12 @@ def _enforced_bounds(f: FieldDef, low: str | None, high: str | None) -> tuple[st
 
 
 def validate_stored(
-    instrument: InstrumentDef, answers: Mapping[str, Any], *, today: date | None = None
+    instrument: InstrumentDef, answers: Mapping[str, Any], *, today: date
 ) -> list[str]:
     """Problems REDCap would reject, one per column, naming the field but never the value (values are
     health data). An empty list means the answers can be queued for import. Like REDCap, min/max are
     only enforced for fields tagged @FORCE-MINMAX (otherwise REDCap accepts with a warning), so an
-    answer accepted under an older range is never stranded."""
-    today = today or date.today()
+    answer accepted under an older range is never stranded. `today` is the date of the push."""
     problems: list[str] = []
     for column, value in answers.items():
         f = instrument.column_field(column)

@@ -183,12 +183,12 @@ class QuestionnaireForm(BaseForm):
         self,
         instrument: InstrumentDef,
         lang: str,
-        formdata: Mapping[str, Any] | None = None,
-        today: date | None = None,
+        formdata: Mapping[str, Any] | None,
+        today: date,
     ):
         self.instrument = instrument
         self.lang = lang
-        self.today = today or date.today()
+        self.today = today  # the participant's local date: resolves 'today' in date ranges
         super().__init__(unbound_fields(instrument, lang), prefix="")
         data = None if formdata is None else _multidict(formdata)
         self.process(data)

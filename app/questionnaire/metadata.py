@@ -146,7 +146,8 @@ def _field(row: dict[str, str]) -> FieldDef:
             if bound is not None and not bound_ok(validation, bound):
                 kind = f"'{validation}' validation" if validation else "no validation"
                 raise MetadataError(f"{label} {bound[:40]!r} does not fit a field with {kind}", name)
-        ordered = "today" in (low, high) or in_range(validation or "", high or "", low, None, date.today())
+        # A 'today' bound moves, so its order is only known per day; fixed bounds never consult `today`.
+        ordered = "today" in (low, high) or in_range(validation or "", high or "", low, None, date.min)
         if validation and low and high and not ordered:
             raise MetadataError(f"min {low!r} is greater than max {high!r}", name)
     elif low or high:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 
-from sqlalchemy import func, update
+from sqlalchemy import case, func, update
 
 from app.extensions import db
 from app.models import SmsRateBucket
@@ -22,18 +22,26 @@ BUCKET = "sms"
 # Threads of one process start at least this fraction of 1/rate apart: lateness is made up within a
 # few texts, and no second sees more than about 5 % over the rate.
 CATCH_UP_SPACING = 0.95
+# A bucket further ahead than this was written by a clock that has since stepped back (NTP, a restored
+# VM): honouring it would stall every text for the size of the step, so it restarts from now.
+MAX_LEAD_SECONDS = 60.0
 
 
 def reserve(rate_per_second: float, name: str = BUCKET, clock=time.time) -> float:
     """Reserve the next send slot; returns the wall-clock instant (epoch seconds) to send at."""
     interval = 1.0 / rate_per_second
+    # The wall clock, not a passed-in `now`: slots are real instants shared by every process.
     now = clock()
     with db.engine.begin() as conn:
         greatest = func.max if conn.dialect.name == "sqlite" else func.greatest
+        start = case(
+            (SmsRateBucket.next_at > now + MAX_LEAD_SECONDS, now),
+            else_=greatest(SmsRateBucket.next_at, now),
+        )
         slot = conn.execute(
             update(SmsRateBucket)
             .where(SmsRateBucket.name == name)
-            .values(next_at=greatest(SmsRateBucket.next_at, now) + interval)
+            .values(next_at=start + interval)
             .returning(SmsRateBucket.next_at)
         ).scalar()
         if slot is None:
@@ -41,7 +49,7 @@ def reserve(rate_per_second: float, name: str = BUCKET, clock=time.time) -> floa
             slot = conn.execute(
                 update(SmsRateBucket)
                 .where(SmsRateBucket.name == name)
-                .values(next_at=greatest(SmsRateBucket.next_at, now) + interval)
+                .values(next_at=start + interval)
                 .returning(SmsRateBucket.next_at)
             ).scalar_one()
     return float(slot) - interval
@@ -66,16 +74,19 @@ def wait_turn(rate_per_second: float, stop: threading.Event | None = None, name:
     wake late for their slots would otherwise leave in a clump, so they also start at least
     CATCH_UP_SPACING of an interval apart in real time. A whole interval there would let every late
     wake-up push all later texts back (the rate then sags below the configured one); a little less
-    lets a late sender catch up within a few texts without a burst.
+    lets a late sender catch up within a few texts without a burst. That spacing is kept on the
+    monotonic clock, so a wall clock stepped back never stalls the threads of a process.
     """
-    started = time.time()
+    started = time.monotonic()
     at = reserve(rate_per_second, name)
     _sleep(at - time.time(), stop)
     spacing = CATCH_UP_SPACING / rate_per_second
     with _pace_lock:
-        _sleep(_last_start.get(name, 0.0) + spacing - time.time(), stop)
-        _last_start[name] = time.time()
-    return time.time() - started
+        last = _last_start.get(name)
+        if last is not None:
+            _sleep(last + spacing - time.monotonic(), stop)
+        _last_start[name] = time.monotonic()
+    return time.monotonic() - started
 
 
 def _sleep(seconds: float, stop: threading.Event | None) -> None:

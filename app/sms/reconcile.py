@@ -40,13 +40,13 @@ def stuck_after() -> timedelta:
     return timedelta(seconds=max(120.0, longest + 60.0))
 
 
-def matches(msg: OutboundMessage, record: SentRecord, body: str | None = None) -> bool:
+def matches(msg: OutboundMessage, record: SentRecord, now: datetime, body: str | None = None) -> bool:
     """Whether the provider's `record` is the text of outbox row `msg`.
 
     Our own reference when the provider keeps one (console); the exact body when we still hold
     it (a retry in the same process); after a crash, link texts are recognised by their token,
     whose hash must be a link of this visit issued since the claim, and other texts by their
-    (deterministic) body.
+    (deterministic) body, rebuilt as of the claim (or `now` for a row never claimed).
     """
     if record.ref is not None:
         return record.ref == str(msg.id)
@@ -66,7 +66,7 @@ def matches(msg: OutboundMessage, record: SentRecord, body: str | None = None) -
     try:
         from app.sms.sender import build_body
 
-        return record.body == build_body(msg, msg.claimed_at or datetime.now().astimezone())
+        return record.body == build_body(msg, msg.claimed_at or now)
     except Exception:  # a body we can no longer rebuild is not ours to adopt
         return False
 
@@ -124,7 +124,7 @@ def _resolve(msg: OutboundMessage, provider, now: datetime, record_accepted) -> 
         )
     )
     for record in records:
-        if record.sid not in taken and matches(msg, record):
+        if record.sid not in taken and matches(msg, record, now):
             record_accepted(
                 msg, Accepted(record.sid, record.status), msg.claimed_at or now, early_callbacks=True
             )

@@ -183,7 +183,7 @@ def transmit(msg: OutboundMessage, body: str, provider: SmsProvider, now: dateti
                 return "failed"
             if err.ambiguous:
                 try:
-                    found = find_match(provider, msg, body)
+                    found = find_match(provider, msg, body, now)
                 except ProviderError:
                     msg.error_message = f"provider unreachable after an unclear send ({err}); reconcile"[:500]
                     db.session.commit()
@@ -247,13 +247,15 @@ def record_rejected(msg: OutboundMessage, err: ProviderError, now: datetime) -> 
         delivery.apply_error_effects(msg, err.code, now)
 
 
-def find_match(provider: SmsProvider, msg: OutboundMessage, body: str | None) -> SentRecord | None:
+def find_match(
+    provider: SmsProvider, msg: OutboundMessage, body: str | None, now: datetime
+) -> SentRecord | None:
     """The provider's record of this row's text, if it has one (since the claim)."""
     from app.sms.reconcile import matches
 
-    since = (msg.claimed_at or datetime.now().astimezone()) - timedelta(minutes=5)
+    since = (msg.claimed_at or now) - timedelta(minutes=5)
     for record in provider.find_sent(msg.to_e164 or "", since):
-        if matches(msg, record, body):
+        if matches(msg, record, now, body):
             return record
     return None
 

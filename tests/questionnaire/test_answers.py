@@ -60,7 +60,7 @@ def test_a_complete_trial_submission_is_stored_in_raw_codes():
         "fu_health_today": "70",
         "fu_comments": "Feeling better.\nThanks",
     }
-    assert validate_stored(TRIAL, result.answers) == []
+    assert validate_stored(TRIAL, result.answers, today=TODAY) == []
 
 
 def test_hidden_fields_are_neither_required_nor_stored_even_if_posted():
@@ -195,7 +195,7 @@ def test_second_instrument_normalizes_to_redcap_raw_values():
     assert "wb_support_other" not in a and a["wb_alone_plan"] == "Call my daughter"
     assert "wb_flag" not in a  # @HIDDEN-SURVEY: a participant can never set it
     assert a["wb_complex"] == "no"
-    assert validate_stored(WB, a) == []
+    assert validate_stored(WB, a, today=TODAY) == []
 
 
 @pytest.mark.parametrize(
@@ -248,17 +248,17 @@ def test_a_chain_of_hidden_fields_hides_everything_downstream():
         ],
         "form_a",
     )
-    result = clean_answers(inst, {"a": "0", "b": "1", "c": "kept?", "d": "forward", "e": "x"})
+    result = clean_answers(inst, {"a": "0", "b": "1", "c": "kept?", "d": "forward", "e": "x"}, today=TODAY)
     assert result.answers == {"a": "0", "d": "forward", "e": "x"} and result.errors == {}
-    assert clean_answers(inst, {"a": "1", "b": "1"}).errors == {"c": "Please answer this question."}
+    assert clean_answers(inst, {"a": "1", "b": "1"}, today=TODAY).errors == {"c": "Please answer this question."}
 
 
 def test_a_required_checkbox_needs_one_tick():
     inst = parse_metadata(
         [row("cb", "checkbox", select_choices_or_calculations="1, A | 2, B", required_field="y")], "form_a"
     )
-    assert clean_answers(inst, {}).errors == {"cb": "Please choose at least one option."}
-    assert clean_answers(inst, {"cb___2": "1"}).answers == {"cb___1": "0", "cb___2": "1"}
+    assert clean_answers(inst, {}, today=TODAY).errors == {"cb": "Please choose at least one option."}
+    assert clean_answers(inst, {"cb___2": "1"}, today=TODAY).answers == {"cb___1": "0", "cb___2": "1"}
 
 
 def test_today_bound_uses_the_given_date():
@@ -295,17 +295,17 @@ def test_validate_stored_names_fields_and_hides_values():
         "wb_steps",
     ]
     assert not any("70.25" in p or "12345" in p or "2019" in p for p in problems)
-    assert validate_stored(WB, {"wellbeing_check_complete": "2", "wb_phone": "(212) 555-0100"}) == []
+    assert validate_stored(WB, {"wellbeing_check_complete": "2", "wb_phone": "(212) 555-0100"}, today=TODAY) == []
 
 
 def test_validate_stored_enforces_ranges_only_where_redcap_does():
     # Without @FORCE-MINMAX REDCap accepts out-of-range values with a warning: an answer accepted under an
     # older range must still be pushable. A moving 'today' bound is never held against a stored date.
     later = date(2027, 1, 1)
-    assert validate_stored(WB, {"wb_temp": "50", "wb_pain_score": "99", "wb_steps": "200000"}) == []
+    assert validate_stored(WB, {"wb_temp": "50", "wb_pain_score": "99", "wb_steps": "200000"}, today=TODAY) == []
     assert validate_stored(WB, {"wb_visit_date": "2026-12-31"}, today=TODAY) == []
     assert validate_stored(WB, {"wb_visit_date": "2026-11-25"}, today=later) == []
-    assert validate_stored(TRIAL, {"fu_spo2": "49"}) == [
+    assert validate_stored(TRIAL, {"fu_spo2": "49"}, today=TODAY) == [
         "fu_spo2: outside the field's range (50 to 100, @FORCE-MINMAX)"
     ]
 
@@ -373,7 +373,7 @@ def test_branching_that_never_settles_still_stores_only_fields_whose_logic_holds
         ],
         "form_a",
     )
-    result = clean_answers(inst, {"a": "x", "b": "y", "c": "z"})
+    result = clean_answers(inst, {"a": "x", "b": "y", "c": "z"}, today=TODAY)
     assert result.answers["c"] == "z"
     for name in ("a", "b"):
         if name in result.answers:

@@ -72,6 +72,14 @@ def twilio_settings(api_url: str, public_url: str, **extra: str) -> dict[str, st
     return settings
 
 
+@pytest.fixture(autouse=True)
+def _clock_at_now(time_machine) -> None:
+    """Every SMS test runs at NOW: the visits are built open at NOW, and the webhooks, the local Twilio
+    server and the CLI read the clock, so both must agree on any day the suite runs (ticking, so
+    sleeps and timeouts still pass)."""
+    time_machine.move_to(NOW, tick=True)
+
+
 @pytest.fixture
 def twilio_state() -> Iterator[TwilioState]:
     state = TwilioState({ACCOUNT_SID: AUTH_TOKEN}, hang_seconds=1.5, callback_timeout=3.0)

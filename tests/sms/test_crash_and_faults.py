@@ -190,6 +190,21 @@ def test_reservations_are_spaced_by_the_rate(twilio_server):
     assert all(abs(gap - 0.05) < 1e-6 for gap in gaps)
 
 
+def test_a_wall_clock_stepped_back_never_stalls_sending(twilio_server, time_machine):
+    """A clock stepped back (NTP, a restored VM) must not make texts wait out the step."""
+    from app.sms import ratelimit
+
+    ahead = NOW.timestamp()
+    assert ratelimit.reserve(20.0, clock=lambda: ahead) == ahead
+    # An hour earlier: the bucket is an hour ahead, so it restarts from the clock's now.
+    assert ratelimit.reserve(20.0, clock=lambda: ahead - 3600) == ahead - 3600
+    # A lead within the limit is honoured (other processes' reservations).
+    assert ratelimit.reserve(20.0, clock=lambda: ahead - 3600 - 30) == ahead - 3600 + 0.05
+    assert ratelimit.wait_turn(20.0) < 1.0
+    time_machine.move_to(NOW - timedelta(days=1), tick=True)
+    assert ratelimit.wait_turn(20.0) < 1.0  # the in-process spacing is on the monotonic clock
+
+
 def test_a_claim_takes_exactly_what_it_asks_for(twilio_server):
     for _ in range(5):
         open_visit()
