@@ -13,9 +13,12 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import current_app
+from sqlalchemy import func, select
 
+from app.extensions import db
 from app.models import OutboundMessage, Participant, Visit
 from app.schedule import SendWindow, next_send_moment
+from app.schedule.engine import local_midnight
 
 PARTICIPANT_KINDS = ("reminder", "manual", "reply")
 LINK_KINDS = ("reminder", "manual")
@@ -89,8 +92,38 @@ def decide(
             if visit is not None and until >= visit.closes_at:
                 return Decision("skip", "stale: no send window left before the visit closes")
             return Decision("defer", "outside the local send window", until)
+    if msg.kind == "reminder":
+        decision = one_a_day(msg, participant, visit, now)
+        if decision is not None:
+            return decision
     for check in _extra_checks:
         decision = check(msg, participant, visit, now)
         if decision is not None and decision.action != "send":
             return decision
     return SEND
+
+
+def one_a_day(
+    msg: OutboundMessage, participant: Participant, visit: Visit | None, now: datetime
+) -> Decision | None:
+    """At most one text a local day from the reminder plan (China's carriers punish more): wait a day."""
+    zone = ZoneInfo(participant.timezone)
+    today = now.astimezone(zone).date()
+    start = local_midnight(today, zone)
+    sent_today = db.session.scalar(
+        select(func.count())
+        .select_from(OutboundMessage)
+        .where(
+            OutboundMessage.participant_id == participant.id,
+            OutboundMessage.kind == "reminder",
+            OutboundMessage.id != msg.id,
+            OutboundMessage.sent_at >= start,
+            OutboundMessage.sent_at <= now,
+        )
+    )
+    if not sent_today:
+        return None
+    until = next_send_moment(local_midnight(today + timedelta(days=1), zone), zone, _window())
+    if visit is not None and until >= visit.closes_at:
+        return Decision("skip", "stale: already texted today and no later day before the visit closes")
+    return Decision("defer", "one reminder a day: already texted today", until)

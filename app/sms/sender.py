@@ -25,12 +25,13 @@ from sqlalchemy import case, literal, select, update
 from sqlalchemy.orm import joinedload
 
 from app.extensions import db
-from app.links import issue_link, link_url
 from app.models import OutboundMessage, Participant, UTCDateTime, Visit
-from app.sms import delivery, ratelimit
+from app.sms import carriers, delivery, ratelimit
 from app.sms.checks import LINK_KINDS, Decision, decide
+from app.sms.kinds import unsendable_reason
+from app.sms.message import Message, compose
 from app.sms.providers import Accepted, ProviderError, SentRecord, SmsProvider, get_provider
-from app.sms.texts import LINK_TEMPLATES, count_segments, render
+from app.sms.texts import count_segments
 
 log = logging.getLogger(__name__)
 
@@ -134,19 +135,16 @@ def status_callback_url() -> str | None:
 
 def build_body(msg: OutboundMessage, now: datetime) -> str:
     """The text for `msg`; link texts get a fresh personal link (its hash is stored, never the token)."""
-    params: dict[str, str] = {}
-    if msg.template in LINK_TEMPLATES:
-        params["link"] = link_url(issue_link(msg.visit, now))
-        params["visit_key"] = msg.visit.visit_key
-    if msg.template == "redflag_alert":
-        params["record"] = msg.participant.record_id if msg.participant else "?"
-    return render(msg.template, msg.language, **params)
+    return compose(msg, now).body
 
 
-def prepare(msg: OutboundMessage, now: datetime) -> Decision | str:
-    """Re-check a claimed row; on "send", fix its recipient, issue its link, commit, and return the body."""
+def prepare(msg: OutboundMessage, now: datetime) -> Decision | Message:
+    """Re-check a claimed row; on "send", fix its recipient, issue its link, commit, return the message."""
     participant, visit = msg.participant, msg.visit
     decision = decide(msg, participant, visit, now)
+    unsendable = unsendable_reason(current_app.config, msg.template, msg.language)
+    if unsendable and decision.action == "send":
+        decision = Decision("skip", unsendable)
     if decision.action == "skip":
         msg.status, msg.error_message = "skipped", decision.reason[:500]
         msg.claimed_by = None
@@ -161,22 +159,31 @@ def prepare(msg: OutboundMessage, now: datetime) -> Decision | str:
         return decision
     if msg.kind in ("reminder", "manual", "reply"):
         msg.to_e164 = participant.phone_e164  # the number on file now, not at planning
-    body = build_body(msg, now)
-    msg.segments = count_segments(body)
+    message = compose(msg, now)
+    msg.segments = count_segments(message.body)
+    msg.params = message.stored_params()
     db.session.commit()  # the link must exist before the text that carries it
-    return body
+    return message
 
 
-def transmit(msg: OutboundMessage, body: str, provider: SmsProvider, now: datetime) -> str:
-    """Call the provider with retries; records the outcome and commits. Returns sent/failed/retry/unknown."""
+def transmit(msg: OutboundMessage, message: Message, provider: SmsProvider, now: datetime) -> str:
+    """Call the provider with retries; records the outcome and commits.
+
+    Returns sent/failed/retry/unknown, or deferred (a frequency limit) / halted (sending stopped).
+    """
+    body = message.body
     rate = float(current_app.config["SMS_RATE_PER_SECOND"])
     callback = status_callback_url()
     for attempt in range(MAX_TRIES):
         if provider.rate_limited:
             ratelimit.wait_turn(rate)
         try:
-            accepted = provider.send(msg.to_e164 or "", body, ref=str(msg.id), status_callback=callback)
+            accepted = provider.send_message(
+                msg.to_e164 or "", message, ref=str(msg.id), status_callback=callback
+            )
         except ProviderError as err:
+            if err.halt or err.defer:
+                return carriers.hold_back(msg, err, now)
             if not err.retryable:
                 record_rejected(msg, err, now)
                 db.session.commit()
@@ -240,7 +247,7 @@ def record_rejected(msg: OutboundMessage, err: ProviderError, now: datetime) -> 
     """The provider refused the text for good: mark it failed and apply what the error code means."""
     msg.status = "failed"
     msg.claimed_by = None
-    msg.error_code = str(err.code) if err.code else None
+    msg.error_code = str(err.code)[:20] if err.code else None
     msg.error_message = str(err)[:500]
     log.warning("message %s refused by the provider: code %s", msg.id, err.code)
     if err.code:
@@ -272,6 +279,8 @@ def process(msg_id: int, worker: str, provider: SmsProvider, now: datetime) -> s
     )
     if msg is None or msg.status != "sending" or msg.claimed_by != worker:
         return "lost"
+    if carriers.halted():
+        return carriers.release_halted(msg)
     prepared = prepare(msg, now)
     if isinstance(prepared, Decision):
         return "skipped" if prepared.action == "skip" else "deferred"
@@ -285,7 +294,10 @@ def send_due(now: datetime, stop: threading.Event | None = None) -> dict[str, in
     """Send every pending row due by `now`, with up to SMS_MAX_IN_FLIGHT requests in flight; commits."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     stale = skip_stale_reminders(now)
-    threads = int(app.config["SMS_MAX_IN_FLIGHT"]) if app.config["SMS_BACKEND"] == "twilio" else 1
+    coalesced = carriers.coalesce_alerts(now)
+    if carriers.halted():
+        log.warning("send pass holds every text: %s", carriers.halt_reason())
+    threads = int(app.config["SMS_MAX_IN_FLIGHT"]) if app.config["SMS_BACKEND"] != "console" else 1
     counts: Counter[str] = Counter()
     lock = threading.Lock()
     started = time.monotonic()
@@ -295,7 +307,7 @@ def send_due(now: datetime, stop: threading.Event | None = None) -> dict[str, in
             provider = get_provider()
             me = worker_id(index)
             try:
-                while stop is None or not stop.is_set():
+                while (stop is None or not stop.is_set()) and not carriers.halted():
                     ids = claim(now, me, limit=CLAIM_BATCH)
                     if not ids:
                         return
@@ -323,9 +335,11 @@ def send_due(now: datetime, stop: threading.Event | None = None) -> dict[str, in
     summary = {
         "sent": counts["sent"] + counts["caught_up"],
         "caught_up": counts["caught_up"],
-        "skipped": counts["skipped"] + stale,
+        "skipped": counts["skipped"] + stale + coalesced,
         "stale": stale,
+        "coalesced": coalesced,
         "deferred": counts["deferred"],
+        "halted": counts["halted"],
         "failed": counts["failed"],
         "retry": counts["retry"],
         "unknown": counts["unknown"] + counts["error"],

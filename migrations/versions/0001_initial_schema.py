@@ -225,6 +225,7 @@ def upgrade():
     sa.Column('to_e164', sa.String(length=20), nullable=True),
     sa.Column('language', sa.String(length=5), nullable=False),
     sa.Column('template', sa.String(length=50), nullable=False),
+    sa.Column('params', sa.JSON(), nullable=True),
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('due_at', sa.DateTime(), nullable=False),
     sa.Column('schedule_version', sa.Integer(), nullable=False),
