@@ -117,7 +117,7 @@ def release_halted(msg: OutboundMessage) -> str:
 def hold_back(msg: OutboundMessage, err: ProviderError, now: datetime) -> str:
     """The provider did not take the text and it must wait: halted for everyone, or deferred; commits."""
     msg.status, msg.claimed_by, msg.claimed_at = "pending", None, None
-    msg.error_code = str(err.code)[:20] if err.code else None
+    msg.error_code = str(err.code)[:64] if err.code else None
     msg.error_message = str(err)[:500]
     if err.halt:
         halt(err, now)

@@ -56,7 +56,7 @@ ERROR_TEXT.update(
         "FailedOperation.PhoneNumberInBlacklist": "number on the provider's blacklist (unsubscribed)",
     }
 )
-_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,19}$")
+_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$")
 
 
 def error_code_value(raw: str | int | None) -> int | str | None:
@@ -65,6 +65,8 @@ def error_code_value(raw: str | int | None) -> int | str | None:
     if not text or not _CODE.match(text):
         return None
     return int(text) if text.isdigit() else text
+
+
 PARTICIPANT_KINDS = ("reminder", "manual", "reply")
 
 
@@ -112,6 +114,37 @@ def record_callback(sid: str, provider_status: str, error_code: str | None, now:
         db.session.execute(update(SmsStatusEvent).where(SmsStatusEvent.id == event_id).values(applied=True))
     db.session.commit()
     return msg is not None
+
+
+def record_callbacks(reports: list[tuple[str, str, str | None]], now: datetime, chunk: int = 500) -> int:
+    """Store and apply many (SID, status, error code) reports at once (a provider's batch push); commits.
+
+    The same rules as `record_callback`, one transaction per `chunk`: a replayed report is stored once,
+    one for a SID not recorded yet waits for it (apply_pending_events / apply_orphan_events).
+    Returns how many were applied to a known text.
+    """
+    applied = 0
+    for start in range(0, len(reports), chunk):
+        new: dict[str, list[tuple[int, str, str | None]]] = {}
+        for sid, provider_status, error_code in reports[start : start + chunk]:
+            value = error_code_value(error_code)
+            code = "" if value is None else str(value)
+            event_id = _insert_event(sid, provider_status[:20], code, now)
+            if event_id is not None:
+                new.setdefault(sid, []).append((event_id, provider_status, code or None))
+        if new:
+            query = select(OutboundMessage).where(OutboundMessage.provider_sid.in_(list(new)))
+            if db.engine.dialect.name == "postgresql":
+                query = query.with_for_update()
+            for msg in db.session.scalars(query).all():
+                for event_id, provider_status, code in new[msg.provider_sid]:
+                    apply_status(msg, provider_status, code, now)
+                    db.session.execute(
+                        update(SmsStatusEvent).where(SmsStatusEvent.id == event_id).values(applied=True)
+                    )
+                    applied += 1
+        db.session.commit()
+    return applied
 
 
 def apply_pending_events(msg: OutboundMessage, now: datetime) -> None:
