@@ -233,11 +233,22 @@ class Config:
                 "invited_at": "fu_invited_at",
                 "reminders_sent": "fu_reminders_sent",
                 "red_flag": "fu_red_flag",
+                "mode": "fu_mode",
             },
         )
         self.REDCAP_VISIT_STATUS_CODES = env.json(
-            "REDCAP_VISIT_STATUS_CODES", {"completed": "1", "missed": "2", "opted_out": "3", "withdrawn": "4"}
+            "REDCAP_VISIT_STATUS_CODES",
+            {
+                "completed": "1",
+                "missed": "2",
+                "opted_out": "3",
+                "withdrawn": "4",
+                "refused": "5",
+                "callback": "6",
+            },
         )
+        # How the questionnaire was taken (contact field "mode"): online, by phone, in clinic.
+        self.REDCAP_MODE_CODES = env.json("REDCAP_MODE_CODES", {"web": "1", "phone": "2", "clinic": "3"})
         self.REDCAP_FORBIDDEN_FIELDS = env.list("REDCAP_FORBIDDEN_FIELDS", ["randomization_group"])
         self.ROSTER_MAX_AGE_HOURS = env.float("ROSTER_MAX_AGE_HOURS", 6.0, minimum=0.0)
         # Data Entry Trigger: per-client rate, cap on queued re-reads, in-process worker that applies them.
@@ -274,6 +285,8 @@ class Config:
         self.SMS_RATE_PER_SECOND = env.float("SMS_RATE_PER_SECOND", 1.0, minimum=0.01)
         self.SMS_MAX_IN_FLIGHT = env.int("SMS_MAX_IN_FLIGHT", 4, minimum=1, maximum=64)
         self.SMS_MANUAL_MIN_INTERVAL_MINUTES = env.int("SMS_MANUAL_MIN_INTERVAL_MINUTES", 60, minimum=0)
+        # Calls to one visit after which the call list stops offering more (app.participants.calls).
+        self.CALL_MAX_ATTEMPTS = env.int("CALL_MAX_ATTEMPTS", 5, minimum=1, maximum=50)
 
         # --- Scheduler ------------------------------------------------------------------
         self.SCHEDULER_SEND_SECONDS = env.int("SCHEDULER_SEND_SECONDS", 30, minimum=1)

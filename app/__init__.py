@@ -39,6 +39,7 @@ def create_app(config: Config | str | None = None) -> Flask:
     register_blueprints(app)
     register_errorhandlers(app)
     register_commands(app)
+    register_send_checks()
     return app
 
 
@@ -120,6 +121,14 @@ def register_errorhandlers(app: Flask) -> None:
     from app.errors import register
 
     register(app)
+
+
+def register_send_checks() -> None:
+    """Send-time rules from other areas, by name: no planned reminder to someone reached by phone."""
+    from app.participants.calls import call_send_check
+    from app.sms.checks import register_send_check
+
+    register_send_check(call_send_check)
 
 
 def register_commands(app: Flask) -> None:

@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 
 ACTOR = "system:push"
 BACKOFF_BASE_S = 30.0
+# Submission.source -> REDCAP_MODE_CODES key: the participant online, or a coordinator on the phone.
+SUBMISSION_MODES = {"participant": "web", "interviewer": "phone"}
+# Visit statuses the service writes for a while only ("call back arranged"): a later status replaces them.
+INTERIM_VISIT_STATUSES = ("callback",)
 BACKOFF_CAP_S = 3600.0
 DATETIME_FORMATS = {
     "datetime_seconds_ymd": "%Y-%m-%d %H:%M:%S",
@@ -118,7 +122,12 @@ class PassContext:
         return row
 
     def contact_values(
-        self, status: str, invited_at: datetime | None, reminders: int | None, red_flag: bool | None
+        self,
+        status: str,
+        invited_at: datetime | None,
+        reminders: int | None,
+        red_flag: bool | None,
+        mode: str | None = None,
     ) -> dict[str, str]:
         """The contact instrument's columns for a visit, limited to fields REDCap has."""
         names = self.config.get("REDCAP_CONTACT_FIELDS") or {}
@@ -138,6 +147,8 @@ class PassContext:
         put("reminders_sent", str(reminders or 0))
         if red_flag is not None:
             put("red_flag", "1" if red_flag else "0")
+        if mode is not None:  # how the questionnaire was taken: REDCAP_MODE_CODES (web, phone, clinic)
+            put("mode", (self.config.get("REDCAP_MODE_CODES") or {}).get(mode))
         contact = self.config.get("REDCAP_CONTACT_INSTRUMENT")
         if out and contact:
             out[f"{contact}_complete"] = "2"
@@ -267,6 +278,7 @@ class SubmissionQueue(PushQueue):
                 Submission.id,
                 Submission.answers,
                 Submission.red_flag,
+                Submission.source,
                 Visit.event_name,
                 Visit.invited_at,
                 Visit.reminders_sent,
@@ -288,7 +300,7 @@ class SubmissionQueue(PushQueue):
             return [], 0  # wait, unchanged, until the metadata is there
         items: list[PushItem] = []
         today = self.ctx.now.date()
-        for sid, answers, red_flag, event, invited_at, reminders, record_id in rows:
+        for sid, answers, red_flag, source, event, invited_at, reminders, record_id in rows:
             answers = dict(answers or {})
             problems = validate_stored(self.definition, answers, today=today)
             if problems:
@@ -297,7 +309,8 @@ class SubmissionQueue(PushQueue):
             row = self.ctx.base_row(record_id, event)
             row.update(answers)
             row[self.definition.complete_column] = "2"
-            row.update(self.ctx.contact_values("completed", invited_at, reminders, bool(red_flag)))
+            mode = SUBMISSION_MODES.get(source or "participant", "web")
+            row.update(self.ctx.contact_values("completed", invited_at, reminders, bool(red_flag), mode))
             items.append(PushItem(sid, row))
         return items, rows[-1][0]
 
@@ -325,6 +338,8 @@ class StatusQueue(PushQueue):
             records=sorted({item.row[record_field] for item in items}),
             events=events or None,
         )
+        codes = self.ctx.config.get("REDCAP_VISIT_STATUS_CODES") or {}
+        interim = {codes[s] for s in INTERIM_VISIT_STATUSES if codes.get(s)}  # ours, written to be replaced
         held = {
             (str(r.get(record_field, "")), str(r.get("redcap_event_name", ""))): str(r.get(status_field, ""))
             for r in rows
@@ -333,7 +348,7 @@ class StatusQueue(PushQueue):
         same: list[int] = []
         for item in items:
             current = held.get((item.row[record_field], item.row.get("redcap_event_name", "")), "")
-            if not current:
+            if not current or current in interim:
                 send.append(item)
                 continue
             if current == item.row.get(status_field):
@@ -402,21 +417,32 @@ def enqueue_missed_visits(now: datetime, limit: int = 1000) -> int:
             select(Visit.id, Participant.opted_out)
             .join(Participant, Visit.participant_id == Participant.id)
             .outerjoin(RedcapStatusPush, RedcapStatusPush.visit_id == Visit.id)
-            .where(Visit.status == "missed", RedcapStatusPush.id.is_(None))
+            .where(
+                Visit.status == "missed",
+                or_(RedcapStatusPush.id.is_(None), RedcapStatusPush.status.in_(INTERIM_VISIT_STATUSES)),
+            )
             .order_by(Visit.id)
             .limit(limit)
         ).all()
         if not rows:
             return queued
-        for visit_id, opted_out in rows:
-            db.session.add(
-                RedcapStatusPush(
-                    visit_id=visit_id,
-                    status="opted_out" if opted_out else "missed",
-                    queued_at=now,
-                    next_attempt_at=now,
-                )
+        interim = {
+            push.visit_id: push
+            for push in db.session.scalars(
+                select(RedcapStatusPush).where(RedcapStatusPush.visit_id.in_([r[0] for r in rows]))
             )
+        }
+        for visit_id, opted_out in rows:
+            status = "opted_out" if opted_out else "missed"
+            push = interim.get(visit_id)
+            if push is None:
+                db.session.add(
+                    RedcapStatusPush(visit_id=visit_id, status=status, queued_at=now, next_attempt_at=now)
+                )
+                continue
+            push.status, push.sync_status, push.sync_attempts = status, "pending", 0
+            push.queued_at = push.next_attempt_at = now
+            push.last_error = push.pushed_at = None
         db.session.flush()
         queued += len(rows)
 

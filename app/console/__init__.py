@@ -12,9 +12,11 @@ def _register_auth(state) -> None:
 
     from app.console import labels
     from app.console.auth import bp as auth_bp
+    from app.console.calls import bp as calls_bp
     from app.extensions import login_manager
 
     state.app.register_blueprint(auth_bp)
+    state.app.register_blueprint(calls_bp)  # the call list and the phone questionnaire
     labels.install(state.app)
     # Flask-Login flashes this (translated through gettext at the time) when a page needs a login.
     login_manager.login_message = "Please sign in to see this page."

@@ -1,6 +1,7 @@
 """The data model. Import models from here; each file holds one area."""
 
 from app.models.audit import AuditEntry
+from app.models.calls import CALL_OUTCOMES, CallAttempt
 from app.models.messaging import InboundMessage, OutboundMessage
 from app.models.participant import Participant
 from app.models.redcap_refresh import ConflictDecision, RecordRefresh
@@ -13,9 +14,11 @@ from app.models.user import ROLES, ROLES_BY_NAME, LoginFailure, User
 from app.models.visit import Visit
 
 __all__ = [
+    "CALL_OUTCOMES",
     "ROLES",
     "ROLES_BY_NAME",
     "AuditEntry",
+    "CallAttempt",
     "ConflictDecision",
     "InboundMessage",
     "InstrumentVersion",
