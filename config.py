@@ -285,6 +285,11 @@ class Config:
         self.SMS_RATE_PER_SECOND = env.float("SMS_RATE_PER_SECOND", 1.0, minimum=0.01)
         self.SMS_MAX_IN_FLIGHT = env.int("SMS_MAX_IN_FLIGHT", 4, minimum=1, maximum=64)
         self.SMS_MANUAL_MIN_INTERVAL_MINUTES = env.int("SMS_MANUAL_MIN_INTERVAL_MINUTES", 60, minimum=0)
+        # What a text's `code` is: "path" = the link token after {PUBLIC_BASE_URL}/s/, "entry" = a short
+        # code typed at {PUBLIC_BASE_URL}/c (app.participants.entry_codes).
+        self.SMS_LINK_MODE = (env.str("SMS_LINK_MODE", "path") or "path").lower()
+        if self.SMS_LINK_MODE not in {"path", "entry"}:
+            raise ConfigError(f"SMS_LINK_MODE: must be 'path' or 'entry', got {self.SMS_LINK_MODE!r}")
         # Calls to one visit after which the call list stops offering more (app.participants.calls).
         self.CALL_MAX_ATTEMPTS = env.int("CALL_MAX_ATTEMPTS", 5, minimum=1, maximum=50)
 

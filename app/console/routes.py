@@ -346,6 +346,16 @@ def death(participant_id: int):
     )
 
 
+@bp.post("/participants/<int:participant_id>/opt-out")
+@require_role("coordinator")
+def opt_out(participant_id: int):
+    return _participant_action(
+        participant_id,
+        lambda p, reason: actions.opt_out_of_texts(p, utcnow(), _actor(), reason),
+        _("Participant opted out of texts; their unsent texts are cancelled."),
+    )
+
+
 @bp.post("/participants/<int:participant_id>/opt-in")
 @require_role("coordinator")
 def opt_in(participant_id: int):

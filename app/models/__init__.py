@@ -7,7 +7,7 @@ from app.models.participant import Participant
 from app.models.redcap_refresh import ConflictDecision, RecordRefresh
 from app.models.redcap_sync import RedcapEnrollmentStatusPush, RedcapStatusPush
 from app.models.sms import SmsRateBucket, SmsStatusEvent
-from app.models.survey import InstrumentVersion, Submission, SurveyLink
+from app.models.survey import EntryCode, InstrumentVersion, Submission, SurveyLink
 from app.models.system import SchedulerLease, SystemState
 from app.models.types import UTCDateTime, utcnow
 from app.models.user import ROLES, ROLES_BY_NAME, LoginFailure, User
@@ -20,6 +20,7 @@ __all__ = [
     "AuditEntry",
     "CallAttempt",
     "ConflictDecision",
+    "EntryCode",
     "InboundMessage",
     "InstrumentVersion",
     "LoginFailure",

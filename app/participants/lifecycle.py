@@ -1,4 +1,4 @@
-"""Ending a participation: the one function the console and REDCap's roster both call."""
+"""A participation's course: ending it (console and roster), and SMS opt-out and opt-in (every channel)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Literal
 from app import audit
 from app.links import revoke_links
 from app.models import Participant
+from app.models.participant import OPT_OUT_SOURCES
 from app.participants.pending_texts import cancel_pending_texts
 from app.redcap_enrollment import queue_enrollment_status
 from app.redcap_push import queue_status_push
@@ -15,8 +16,18 @@ from app.roster_rows import ENDED_STATUSES
 from app.visits import cancel_visit
 
 Source = Literal["console", "redcap"]
+OptOutSource = Literal["reply", "web", "coordinator", "provider"]
 
-__all__ = ["ENDED_STATUSES", "Source", "cancel_pending_texts", "end_participation"]
+__all__ = [
+    "ENDED_STATUSES",
+    "OPT_OUT_SOURCES",
+    "OptOutSource",
+    "Source",
+    "cancel_pending_texts",
+    "end_participation",
+    "opt_in",
+    "opt_out",
+]
 
 
 def end_participation(
@@ -85,3 +96,69 @@ def end_participation(
         )
         entry.at = now
     return cancelled
+
+
+def opt_out(
+    participant: Participant,
+    now: datetime,
+    *,
+    source: OptOutSource,
+    actor: str,
+    detail: str | None = None,
+) -> bool:
+    """Stop texting the participant, however they asked: a STOP/TD reply, the web page, a coordinator
+    told by phone, or a provider's opt-out code. The one implementation every channel calls.
+
+    - `opted_out` set, `opted_out_at` = `now`, `opted_out_via` = `source` (a repeat keeps the first);
+    - one audit entry `sms.opted_out` (reason `detail`, e.g. the reply's word; `source` in its detail);
+    - every unsent text to the participant withdrawn (`cancel_pending_texts`, audited `sms.cancelled`),
+      on a repeat too, so a text queued in between is caught.
+
+    REDCap hears of it through the visit-status push: a visit missed while opted out is pushed as
+    `opted_out` (`app.redcap_queues`). Consent and study status are untouched. Adds to the session; the
+    caller commits. Returns whether the participant was opted in before.
+    """
+    if source not in OPT_OUT_SOURCES:
+        raise ValueError(f"unknown opt-out source {source!r} (one of {', '.join(OPT_OUT_SOURCES)})")
+    changed = not participant.opted_out
+    if changed:
+        participant.opted_out = True
+        participant.opted_out_at = now
+        participant.opted_out_via = source
+        entry = audit.record(actor, "sms.opted_out", participant=participant, reason=detail, source=source)
+        entry.at = now
+    cancel_pending_texts(participant, reason="participant opted out", actor=actor)
+    return changed
+
+
+def opt_in(
+    participant: Participant,
+    now: datetime,
+    *,
+    source: OptOutSource,
+    actor: str,
+    detail: str | None = None,
+    **audit_detail: object,
+) -> bool:
+    """Allow texts again (START reply, the web page's "Restart text reminders", or a coordinator after the
+    participant asked); audited `sms.opted_in`. Consent and study status still apply. Adds to the session;
+    the caller commits. Returns whether the participant was opted out before."""
+    if source not in OPT_OUT_SOURCES:
+        raise ValueError(f"unknown opt-in source {source!r} (one of {', '.join(OPT_OUT_SOURCES)})")
+    if not participant.opted_out:
+        return False
+    previous = participant.opted_out_via
+    participant.opted_out = False
+    participant.opted_out_at = None
+    participant.opted_out_via = None
+    entry = audit.record(
+        actor,
+        "sms.opted_in",
+        participant=participant,
+        reason=detail,
+        source=source,
+        opted_out_via=previous,
+        **audit_detail,
+    )
+    entry.at = now
+    return True

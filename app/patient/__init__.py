@@ -1,4 +1,5 @@
-"""The participant's questionnaire behind a personal link (`/s/<token>`)."""
+"""The participant's pages: the questionnaire behind a personal link (`/s/<token>`), the code entry
+(`/c`) and stopping or restarting text reminders (`/s/<token>/stop`, `/s/<token>/start`)."""
 
 from flask import Blueprint
 from flask.blueprints import BlueprintSetupState
@@ -14,4 +15,4 @@ def _check_red_flag_rules(state: BlueprintSetupState) -> None:
     check_configured_rules(state.app.config.get("RED_FLAG_RULES"))
 
 
-from app.patient import routes  # noqa: E402,F401
+from app.patient import csrf, entry, reminders, routes  # noqa: E402,F401

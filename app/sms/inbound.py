@@ -18,11 +18,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from app import audit
 from app.extensions import db
 from app.links import issue_link, link_url
 from app.models import InboundMessage, OutboundMessage, Participant
-from app.participants.pending_texts import cancel_pending_texts
+from app.participants import lifecycle
 from app.sms.providers import mask_number
 from app.sms.texts import render
 
@@ -92,7 +91,8 @@ def handle_inbound(
         return InboundResult(None, keyword, duplicate=True)
     language = _language(people, body)
     if keyword == "stop":
-        opt_out(people, now, actor="participant:sms", source="replied " + (body or "").strip()[:20])
+        word = "replied " + (body or "").strip()[:20]
+        opt_out(people, now, actor="participant:sms", source=word, via="reply")
         reply = render("stop_confirm", language)
     elif keyword == "start":
         opt_in(people, now)
@@ -108,23 +108,23 @@ def handle_inbound(
     return InboundResult(reply, keyword)
 
 
-def opt_out(people: list[Participant], now: datetime, actor: str, source: str) -> None:
-    """Stop texting these participants (audited; their pending texts are withdrawn)."""
+def opt_out(
+    people: list[Participant],
+    now: datetime,
+    actor: str,
+    source: str,
+    via: lifecycle.OptOutSource = "provider",
+) -> None:
+    """Stop texting everyone on a number: `lifecycle.opt_out` for each. `source` is the audit's reason
+    (the reply's word, the provider's code); `via` how it arrived (a provider's code unless said)."""
     for person in people:
-        if not person.opted_out:
-            person.opted_out = True
-            person.opted_out_at = now
-            audit.record(actor, "sms.opted_out", participant=person, reason=source)
-        cancel_pending_texts(person, reason="participant opted out", actor=actor)
+        lifecycle.opt_out(person, now, source=via, actor=actor, detail=source)
 
 
 def opt_in(people: list[Participant], now: datetime) -> None:
-    """Texts allowed again after START (audited); consent and study status still apply."""
+    """Texts allowed again after a START reply (`lifecycle.opt_in`); consent and study status still apply."""
     for person in people:
-        if person.opted_out:
-            person.opted_out = False
-            person.opted_out_at = None
-            audit.record("participant:sms", "sms.opted_in", participant=person)
+        lifecycle.opt_in(person, now, source="reply", actor="participant:sms")
 
 
 def _answer_other(
