@@ -245,3 +245,19 @@ def test_halt_is_lifted_by_resume(aliyun_env):
     assert carriers.halted()
     assert carriers.resume()
     assert not carriers.halted()
+
+
+def test_a_halt_shows_on_the_work_list_and_in_health(aliyun_env):
+    from app.console.worklist import build_worklist
+    from app.health.checks import health_report
+    from app.sms.providers import ProviderError
+
+    assert health_report(aliyun_env.app.config, NOW)["sms_sending"] == "ok"
+    carriers.halt(
+        ProviderError("Aliyun error isv.SMS_TEMPLATE_ILLEGAL: x", code="isv.SMS_TEMPLATE_ILLEGAL", halt=True),
+        NOW,
+    )
+    db.session.commit()
+    assert any("isv.SMS_TEMPLATE_ILLEGAL" in alert for alert in build_worklist(NOW).alerts)
+    report = health_report(aliyun_env.app.config, NOW)
+    assert report["sms_sending"] == "halted" and report["ok"] is False
