@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: run test test-fast test-timeshift lint format bench venv venv-dev browser-deps migration clean
+.PHONY: run test test-fast test-timeshift lint format bench bench-deps venv venv-dev browser-deps migration clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,8 +44,18 @@ format: venv-dev
 	$(VENV)/bin/ruff format .
 
 ## bench: the benchmarks in bench/, each printing ours next to a baseline
-bench: venv-dev
+bench: venv-dev bench-deps
 	for script in bench/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+
+## bench-deps: Debian's wrk, the HTTP load generator of bench/bench_questionnaire.py
+bench-deps:
+	@if ! command -v wrk >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing wrk from Debian's packages"; \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null) \
+				|| echo "wrk could not be installed: bench/bench_questionnaire.py will stop"; \
+		else echo "wrk not installed and not root: bench/bench_questionnaire.py will stop"; fi; \
+	fi
 
 ## browser-deps: Debian's Chromium for the Playwright tests (they skip with the reason if this fails)
 browser-deps:

@@ -8,6 +8,7 @@ access log carries no query strings, no referrers and no personal link tokens: a
 
 from __future__ import annotations
 
+import importlib
 import json
 import multiprocessing
 import os
@@ -104,8 +105,30 @@ timeout = _int("GUNICORN_TIMEOUT", 30)
 graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)
 keepalive = 5
 max_requests = _int("GUNICORN_MAX_REQUESTS", 2000)
-max_requests_jitter = 200
+# Workers serve alike, so with a small jitter they all reach max_requests at once and the server stalls
+# while they boot together; half of max_requests spreads their recycling apart.
+max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", max_requests // 2)
 preload_app = False  # each worker builds its own app (and database pool) after the fork
+
+# The third-party libraries the app is built from, imported once here in the master: a worker forked
+# from it (at start, and each time max_requests recycles one) then imports only the app's own code and
+# builds the app, about 0.3 s instead of 1 s of CPU, so recycling no longer stalls a busy server for a
+# second. Nothing here opens a connection or starts a thread. `kill -HUP` still loads new app code;
+# after upgrading these packages, restart gunicorn (as for an upgrade of gunicorn itself).
+PRELOADED_LIBRARIES = (
+    "flask",
+    "flask_babel",
+    "flask_limiter",
+    "flask_login",
+    "flask_sqlalchemy",
+    "flask_wtf",
+    "sqlalchemy.orm",
+    "sqlalchemy.dialects.sqlite",
+    "phonenumbers",
+    "wtforms",
+)
+for _name in PRELOADED_LIBRARIES if os.environ.get("GUNICORN_PRELOAD_LIBRARIES", "1") != "0" else ():
+    importlib.import_module(_name)
 
 # One trusted reverse proxy: X-Forwarded-* are believed only from the peers in FORWARDED_ALLOW_IPS
 # (default loopback), by gunicorn and by the app's ProxyFix (app.proxies), which then takes exactly

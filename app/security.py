@@ -13,6 +13,8 @@ from __future__ import annotations
 import io
 
 from flask import Flask, Response, abort, current_app, request
+from flask.sessions import SecureCookieSessionInterface
+from itsdangerous import URLSafeTimedSerializer
 from werkzeug.exceptions import BadRequest
 
 # No 'unsafe-inline' anywhere: the questionnaire's logic travels as a JSON data block, not code.
@@ -115,8 +117,10 @@ def _discard(stream, most: int) -> None:
 
 def add_security_headers(response: Response) -> Response:
     """The headers every page gets; pages that hold personal data are never cached."""
+    present = {name.lower() for name, _ in response.headers.items()}
     for name, value in HEADERS.items():
-        response.headers.setdefault(name, value)
+        if name.lower() not in present:  # a view's own value wins, as with setdefault
+            response.headers.add(name, value)
     if not request.path.startswith("/static/"):
         # Answers and tokens must not sit in a shared phone's or a proxy's cache.
         response.headers["Cache-Control"] = "no-store"
@@ -126,8 +130,24 @@ def add_security_headers(response: Response) -> Response:
     return response
 
 
+class SessionCookies(SecureCookieSessionInterface):
+    """Flask's signed session cookie, with its serializer built once per set of keys, not twice a request."""
+
+    def __init__(self) -> None:
+        self._serializers: dict[tuple, URLSafeTimedSerializer | None] = {}
+
+    def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
+        """Flask's serializer for the app's SECRET_KEY and SECRET_KEY_FALLBACKS as they are now."""
+        keys = (app.secret_key, tuple(app.config["SECRET_KEY_FALLBACKS"] or ()))
+        found = self._serializers.get(keys)
+        if found is None:
+            found = self._serializers[keys] = super().get_signing_serializer(app)
+        return found
+
+
 def register_security(app: Flask) -> None:
-    """Install the body-size check and the response headers on `app`."""
+    """Install the body-size check, the response headers and the session cookie on `app`."""
     # First of all before-request functions: CSRF checking would otherwise parse the body first.
     app.before_request_funcs.setdefault(None, []).insert(0, refuse_oversized_body)
     app.after_request(add_security_headers)
+    app.session_interface = SessionCookies()

@@ -1,23 +1,25 @@
 """Benchmark: the questionnaire page and its submit POST under load, next to a bare Flask "hello" route.
 
 Method (printed with the figures):
-- Both apps are served the same way: gunicorn with the project's gunicorn.conf.py (same workers,
-  sync worker class, access log to /dev/null) on 127.0.0.1, SQLite (WAL) in a temporary directory.
+- Both apps are served the same way: gunicorn with the project's gunicorn.conf.py (sync workers, 2 each
+  unless WEB_CONCURRENCY says otherwise, access log to /dev/null) on 127.0.0.1, SQLite (WAL) in a
+  temporary directory.
 - The service runs in its development configuration with CSRF on and the token-guess rate limit on
   (only failed lookups count), the trial's questionnaire stored, and PARTICIPANTS participants each
-  with an open visit and an issued link.
-- Load: a small generator of PROCS processes x THREADS threads using http.client, one connection
-  per request (gunicorn's sync workers close after each response), for SECONDS per target, after
-  WARM_UP seconds of untimed load on each server. Both servers run at once and the two GET targets are
-  measured in alternating slices (ROUNDS), so a busy machine weighs on both alike:
+  with an open visit and an issued link (half in English, half in Chinese).
+- GET load: `wrk` (C, Debian's package; `make bench` installs it) with THREADS threads and CONNECTIONS
+  connections, after WARM_UP seconds of untimed load on each server. Both servers run at once and the
+  two GET targets are measured in alternating slices (ROUNDS), so a busy machine weighs on both alike:
   1. GET /hello on the bare app (baseline);
-  2. GET /s/<token> (the whole questionnaire page), cycling over the tokens;
-  3. POST /s/<token> of a complete, valid questionnaire, each with its own fresh token, session
-     cookie and CSRF token (fetched before the timed phase); every POST must end on the thank-you page.
-- Requests/s = completed requests / wall time; p50/p99 = latency percentiles of single requests.
+  2. GET /s/<token> (the whole questionnaire page), each connection cycling over the tokens.
+  Requests/s = requests / seconds over all slices; p50/p99 over every request of the slices (each
+  slice's 1,000 latency quantiles merged, weighted by its requests); any non-2xx answer is an error.
+- POST load (a Python generator of PROCS processes x 4 threads, one connection per request): a complete,
+  valid questionnaire, each with its own fresh token, session cookie and CSRF token (fetched before
+  the timed phase); every POST must end on the thank-you page.
 
-Targets (issue 5): page >= 0.5 x the bare route's throughput with p99 < 50 ms; submissions >= 200/s.
-Run: .venv/bin/python bench/bench_questionnaire.py [--seconds 10] [--participants 4000]
+Targets (issues 5 and 17): page >= 0.5 x the bare route's throughput with p99 < 50 ms; submissions >= 200/s.
+Run: .venv/bin/python bench/bench_questionnaire.py [--seconds 12] [--participants 4000]
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import argparse
 import http.client
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -52,6 +55,29 @@ def hello():
     return "hello"
 """
 WARM_UP = 4.0  # seconds of untimed load first: workers boot after the bind and warm their caches
+WORKERS = "2"  # gunicorn sync workers per server, for both alike (WEB_CONCURRENCY overrides)
+# Each wrk connection walks the token list from its own offset, one request after another.
+WRK_TOKENS_LUA = """
+local paths = {}
+local n = 0
+function init(args)
+  for line in io.lines(args[1]) do paths[#paths + 1] = "/s/" .. line end
+  n = math.random(#paths)
+end
+function request()
+  n = n % #paths + 1
+  return wrk.format("GET", paths[n])
+end
+"""
+# Every slice writes its latency distribution (1,000 quantiles, in microseconds), so the slices of one
+# target can be merged into one distribution and its p50/p99 read over every request.
+WRK_QUANTILES_LUA = """
+function done(summary, latency, requests)
+  local out = io.open(os.getenv("WRK_QUANTILES"), "w")
+  for i = 1, 1000 do out:write(latency:percentile(i / 10), "\\n") end
+  out:close()
+end
+"""
 ANSWERS = {
     "fu_fever": "0",
     "fu_mmrc": "1",
@@ -83,6 +109,7 @@ def app_env(tmp: Path) -> dict[str, str]:
             "LOG_LEVEL": "WARNING",
             "GUNICORN_ACCESS_LOG": "/dev/null",
             "SMS_BACKEND": "console",
+            "WEB_CONCURRENCY": os.environ.get("WEB_CONCURRENCY") or WORKERS,
         }
     )
     return env
@@ -221,6 +248,73 @@ def run(port: int, method: str, jobs: list, seconds: float, procs: int, threads:
     return [x for r in results for x in r[0]], sum(r[1] for r in results), wall
 
 
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+def _ms(text: str) -> float:
+    match = re.fullmatch(r"([0-9.]+)(us|ms|s)", text)
+    if not match:
+        raise SystemExit(f"unexpected wrk latency {text!r}")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def wrk(
+    port: int,
+    path: str,
+    seconds: float,
+    threads: int,
+    connections: int,
+    script: Path,
+    script_args: tuple[str, ...] = (),
+) -> dict:
+    """One wrk run: requests, seconds, errors (non-2xx, socket errors) and 1,000 latency quantiles (ms)."""
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s"]
+    cmd += ["-s", str(script), f"http://127.0.0.1:{port}{path}"]
+    if script_args:
+        cmd += ["--", *script_args]
+    quantiles = script.with_suffix(".quantiles")
+    env = dict(os.environ, WRK_QUANTILES=str(quantiles))
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
+    done = re.search(r"(\d+) requests in ([0-9.]+)(us|ms|s)", out)
+    if not done:
+        raise SystemExit(f"could not read wrk's output:\n{out}")
+    errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if socket_errors:
+        errors += sum(int(n) for n in socket_errors.groups())
+    return {
+        "requests": int(done.group(1)),
+        "seconds": _ms(done.group(2) + done.group(3)) / 1000,
+        "errors": errors,
+        "quantiles": [float(line) / 1000 for line in quantiles.read_text().split()],
+    }
+
+
+def wrk_summary(runs: list[dict]):
+    """(requests/s, p50 ms, p99 ms, errors, count) over slices, the percentiles over every request:
+    each slice's quantiles stand for its requests in equal shares."""
+    count = sum(r["requests"] for r in runs)
+    seconds = sum(r["seconds"] for r in runs)
+    weighted = sorted((q, r["requests"]) for r in runs for q in r["quantiles"])
+    total = sum(w for _, w in weighted)
+
+    def percentile(p: float) -> float:
+        seen = 0
+        for value, weight in weighted:
+            seen += weight
+            if seen >= p * total:
+                return value
+        return weighted[-1][0] if weighted else 0.0
+
+    return (
+        count / seconds if seconds else 0.0,
+        percentile(0.50),
+        percentile(0.99),
+        sum(r["errors"] for r in runs),
+        count,
+    )
+
+
 def summary(runs: list[tuple[list[float], int, float]]):
     """(requests/s, p50 ms, p99 ms, errors, count) over one or more runs."""
     latencies = sorted(x for r in runs for x in r[0])
@@ -238,14 +332,15 @@ def prepare_posts(port: int, tokens: list[str]) -> list[tuple[str, bytes, dict]]
     """Each POST's session cookie and CSRF token, from a GET of its page (not timed)."""
     jobs = []
     for token in tokens:
-        status, html, cookie = one(port, "GET", f"/s/{token}")
+        status, html, cookies = one(port, "GET", f"/s/{token}")
         match = re.search(rb'name="csrf_token" value="([^"]+)"', html)
-        if status != 200 or not match or not cookie:
+        session = re.search(r"(?:^|, )(session=[^;]+)", cookies or "")
+        if status != 200 or not match or not session:
             raise SystemExit(f"could not prepare a POST (status {status})")
         body = urlencode(dict(ANSWERS, csrf_token=match.group(1).decode())).encode()
         headers = {
             "Content-Type": "application/x-www-form-urlencoded",
-            "Cookie": cookie.split(";", 1)[0],
+            "Cookie": session.group(1),
         }
         jobs.append((f"/s/{token}", body, headers))
     return jobs
@@ -253,12 +348,15 @@ def prepare_posts(port: int, tokens: list[str]) -> list[tuple[str, bytes, dict]]
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=10.0, help="per target (GETs in --rounds slices)")
+    parser.add_argument("--seconds", type=float, default=12.0, help="per target (GETs in --rounds slices)")
     parser.add_argument("--rounds", type=int, default=4, help="alternating slices of the two GET targets")
     parser.add_argument("--participants", type=int, default=4000)
-    parser.add_argument("--procs", type=int, default=2, help="load generator processes")
-    parser.add_argument("--threads", type=int, default=4, help="threads per generator process")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--connections", type=int, default=8, help="wrk connections")
+    parser.add_argument("--procs", type=int, default=2, help="POST generator processes (4 threads each)")
     args = parser.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is not installed: `apt-get install wrk` (make bench does it when root)")
 
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
@@ -267,26 +365,31 @@ def main() -> int:
         print(f"seeding {args.participants} participants with open visits and links …", flush=True)
         tokens = seed(env, args.participants)
         page_tokens, post_tokens = tokens[: len(tokens) // 4], tokens[len(tokens) // 4 :]
-        workers = os.environ.get("WEB_CONCURRENCY") or "gunicorn.conf.py default"
-        print(f"gunicorn workers: {workers}; generator: {args.procs} processes x {args.threads} threads")
+        (tmp / "tokens.txt").write_text("\n".join(page_tokens) + "\n")
+        (tmp / "tokens.lua").write_text(WRK_TOKENS_LUA + WRK_QUANTILES_LUA)
+        (tmp / "hello.lua").write_text(WRK_QUANTILES_LUA)
+        print(
+            f"gunicorn workers: {env['WEB_CONCURRENCY']} each (sync); "
+            f"wrk: {args.threads} threads, {args.connections} connections"
+        )
 
         bare = Server("bare:app", tmp, env)
         ours = Server("wsgi:app", ROOT, env)
         try:
-            hello_jobs = [("/hello", None, {})]
-            page_jobs = [(f"/s/{t}", None, {}) for t in page_tokens]
-            gen = (args.procs, args.threads)
-            run(bare.port, "GET", hello_jobs, WARM_UP, *gen)  # every worker booted and warm
-            run(ours.port, "GET", page_jobs, WARM_UP, *gen)
+            gen = (args.threads, args.connections)
+            page = (tmp / "tokens.lua", (str(tmp / "tokens.txt"),))
+            hello_script = tmp / "hello.lua"
+            wrk(bare.port, "/hello", WARM_UP, *gen, hello_script)  # every worker booted and warm
+            wrk(ours.port, "/", WARM_UP, *gen, *page)
             # Alternate short slices of the two GET targets, so both see the same machine load.
             hello_runs, page_runs = [], []
             slice_seconds = args.seconds / args.rounds
             for _ in range(args.rounds):
-                hello_runs.append(run(bare.port, "GET", hello_jobs, slice_seconds, *gen, b"hello"))
-                page_runs.append(run(ours.port, "GET", page_jobs, slice_seconds, *gen, b"qform"))
-            hello, page = summary(hello_runs), summary(page_runs)
+                hello_runs.append(wrk(bare.port, "/hello", slice_seconds, *gen, hello_script))
+                page_runs.append(wrk(ours.port, "/", slice_seconds, *gen, *page))
+            hello, page_figures = wrk_summary(hello_runs), wrk_summary(page_runs)
             post_jobs = prepare_posts(ours.port, post_tokens)
-            post = summary([run(ours.port, "POST", post_jobs, args.seconds, *gen, b'id="thanks"')])
+            post = summary([run(ours.port, "POST", post_jobs, args.seconds, args.procs, 4, b'id="thanks"')])
         finally:
             bare.stop()
             ours.stop()
@@ -298,17 +401,18 @@ def main() -> int:
     print(f"{'target':<34} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'requests':>9}")
     for name, (rps, p50, p99, errors, count) in (
         ("bare Flask GET /hello (baseline)", hello),
-        ("GET /s/<token> (questionnaire)", page),
+        ("GET /s/<token> (questionnaire)", page_figures),
         ("POST /s/<token> (submit)", post),
     ):
         print(f"{name:<34} {rps:>8.0f} {p50:>8.1f} {p99:>8.1f} {errors:>7} {count:>9}")
-    ratio = page[0] / hello[0] if hello[0] else 0.0
+    ratio = page_figures[0] / hello[0] if hello[0] else 0.0
     print()
     verdict = "ok" if ratio >= 0.5 else "MISSED"
     print(f"page throughput / bare route: {ratio:.2f}  (target >= 0.50)  -> {verdict}")
-    print(f"page p99: {page[2]:.1f} ms  (target < 50 ms)  -> {'ok' if page[2] < 50 else 'MISSED'}")
+    p99 = page_figures[2]
+    print(f"page p99: {p99:.1f} ms  (target < 50 ms)  -> {'ok' if p99 < 50 else 'MISSED'}")
     print(f"submissions: {post[0]:.0f}/s  (target >= 200/s)  -> {'ok' if post[0] >= 200 else 'MISSED'}")
-    if page[3] or post[3] or hello[3]:
+    if page_figures[3] or post[3] or hello[3]:
         print("ERRORS: some requests did not return the expected page")
         return 1
     return 0

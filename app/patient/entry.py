@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from flask import redirect, render_template, request
 
-from app.extensions import db, limiter
+from app.extensions import db, unlimited_view
 from app.i18n import SUPPORTED
 from app.models import utcnow
 from app.participants.entry_codes import MAX_TYPED, redeem
@@ -26,7 +26,7 @@ def _form(status: int = 200, *, wrong: bool = False, expired: bool = False):
 
 
 @bp.route("/c", methods=["GET", "POST"])
-@limiter.exempt  # the guess limit counts failed codes only
+@unlimited_view  # the guess limit counts failed codes only
 def entry():
     """The code form (GET) and its answer (POST): the questionnaire, or the one page for a wrong code."""
     _use_language(flow.choose_language(flow.LinkContext(flow.INVALID), request.args.get("lang")))

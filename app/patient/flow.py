@@ -113,8 +113,9 @@ def resolve(token: str, now: datetime, posting: bool = False) -> LinkContext:
     query = _token_query(current_app.config["REDCAP_QUESTIONNAIRE_INSTRUMENT"], posting)
     if posting:
         row = db.session.execute(query, {"digest": digest}).first()
-    else:  # plain columns: skip the ORM's per-statement work
-        row = db.session.connection().execute(query, {"digest": digest}).first()
+    else:  # plain columns on a pooled connection: no ORM session to begin and close for a page view
+        with db.engine.connect() as connection:
+            row = connection.execute(query, {"digest": digest}).first()
     if row is None or not token or len(token) > MAX_TOKEN_LENGTH:
         return LinkContext(INVALID)
     ctx = LinkContext(

@@ -7,14 +7,22 @@ control), so to everyone else a spent link still looks like any unusable token.
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 
-from flask import render_template, session
+from flask import current_app, g, render_template, session, url_for
+from flask_wtf.csrf import generate_csrf
+from markupsafe import escape
 
 from app.links import find_link
 from app.models import Participant
 
 ANSWERED_KEY = "answered_link"  # the link this session sent answers through
+# Stand-ins in the cached block, replaced per request: they cannot occur in a token or in the texts.
+TOKEN_SLOT = "tokenslot0reminders0"  # noqa: S105  (a stand-in, not a secret)
+CSRF_SLOT = "\x00reminders-csrf\x00"
+_ENDPOINTS = {False: "patient.stop_texts", True: "patient.start_texts"}
+_lock = threading.Lock()
 
 
 def remember_answered(link_id: int | None) -> None:
@@ -37,5 +45,25 @@ def link_participant(token: str, now: datetime) -> Participant | None:
 
 def block(token: str, opted_out: bool) -> str:
     """The "Stop text reminders" (or, once stopped, "Restart text reminders") block, as HTML for the
-    cached blank questionnaire's slot; other pages include patient/_reminders.html themselves."""
-    return render_template("patient/_reminders.html", token=token, opted_out=opted_out)
+    cached blank questionnaire's slot; other pages include patient/_reminders.html themselves.
+
+    Rendered once per app, language and state with stand-ins for the token and the CSRF token, which
+    are put in here per request (the same escaping as the template's), so nothing of one participant's
+    page is kept for another.
+    """
+    endpoint = _ENDPOINTS[bool(opted_out)]
+    cache: dict = current_app.extensions.setdefault("patient_reminder_blocks", {})
+    key = (g.locale, bool(opted_out))
+    with _lock:
+        html = cache.get(key)
+    if html is None:
+        html = render_template(
+            "patient/_reminders.html", token=TOKEN_SLOT, opted_out=opted_out, csrf_token=lambda: CSRF_SLOT
+        )
+        with _lock:
+            cache[key] = html
+    slot_url = str(escape(url_for(endpoint, token=TOKEN_SLOT)))
+    html = html.replace(slot_url, str(escape(url_for(endpoint, token=token))))
+    if opted_out:
+        html = html.replace(CSRF_SLOT, str(escape(generate_csrf())))
+    return html

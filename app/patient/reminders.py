@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from flask import render_template, request
 
-from app.extensions import db, limiter
+from app.extensions import db, unlimited_view
 from app.models import utcnow
 from app.participants import lifecycle
 from app.patient import bp, flow
@@ -32,7 +32,7 @@ def _done(token: str, stopped: bool, ctx: flow.LinkContext):
 
 
 @bp.route("/s/<token>/stop", methods=["GET", "POST"])
-@limiter.exempt  # the guess limit counts failed lookups only
+@unlimited_view  # the guess limit counts failed lookups only
 def stop_texts(token: str):
     """One confirmation (GET), then the opt-out (POST): the same as a STOP reply, via the web."""
     now, ctx, participant = _context(token)
@@ -46,7 +46,7 @@ def stop_texts(token: str):
 
 
 @bp.post("/s/<token>/start")
-@limiter.exempt
+@unlimited_view
 def start_texts(token: str):
     """Restart text reminders: the same as a START reply, via the web."""
     now, ctx, participant = _context(token)

@@ -11,7 +11,7 @@ from flask_wtf.csrf import generate_csrf
 from markupsafe import escape
 from werkzeug.exceptions import TooManyRequests
 
-from app.extensions import limiter
+from app.extensions import unlimited_view
 from app.models import utcnow
 from app.patient import bp, flow, guessing, optout
 from app.questionnaire.form_builder import UNANSWERED
@@ -79,7 +79,7 @@ def _answered(template: str, token: str, ctx: flow.LinkContext, red_flag: bool) 
 
 
 @bp.route("/s/<token>", methods=["GET", "POST"])
-@limiter.exempt  # the guess limit below counts only failed lookups
+@unlimited_view  # the guess limit below counts only failed lookups
 def questionnaire(token: str):
     """The participant's questionnaire; only failed lookups count against TOKEN_GUESS_LIMIT."""
     now = utcnow()
