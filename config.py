@@ -283,7 +283,13 @@ class Config:
                 raise ConfigError("TWILIO_FROM_NUMBER: required (or TWILIO_MESSAGING_SERVICE_SID) for Twilio")
         self._read_template_backends(env)
         self.SMS_RATE_PER_SECOND = env.float("SMS_RATE_PER_SECOND", 1.0, minimum=0.01)
-        self.SMS_MAX_IN_FLIGHT = env.int("SMS_MAX_IN_FLIGHT", 4, minimum=1, maximum=64)
+        # A ceiling: a send pass keeps as many requests in flight as the rate needs at the provider's
+        # observed latency (app.sms.concurrency), never more than this, each sender with a connection.
+        self.SMS_MAX_IN_FLIGHT = env.int("SMS_MAX_IN_FLIGHT", 64, minimum=1, maximum=256)
+        if self.SQLALCHEMY_DATABASE_URI not in ("sqlite://", "sqlite:///:memory:"):  # pooled
+            options = self.SQLALCHEMY_ENGINE_OPTIONS
+            # Overflow connections are opened only when used: web workers never reach them.
+            options["max_overflow"] = options.get("max_overflow", 10) + self.SMS_MAX_IN_FLIGHT
         self.SMS_MANUAL_MIN_INTERVAL_MINUTES = env.int("SMS_MANUAL_MIN_INTERVAL_MINUTES", 60, minimum=0)
         # What a text's `code` is: "path" = the link token after {PUBLIC_BASE_URL}/s/, "entry" = a short
         # code typed at {PUBLIC_BASE_URL}/c (app.participants.entry_codes).

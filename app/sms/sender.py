@@ -26,7 +26,7 @@ from sqlalchemy.orm import joinedload
 
 from app.extensions import db
 from app.models import OutboundMessage, Participant, UTCDateTime, Visit
-from app.sms import carriers, delivery, ratelimit
+from app.sms import carriers, concurrency, delivery, ratelimit
 from app.sms.checks import LINK_KINDS, Decision, decide
 from app.sms.kinds import unsendable_reason
 from app.sms.message import Message, compose
@@ -41,6 +41,7 @@ BACKOFF_CAP = 8.0
 RETRY_LATER = timedelta(minutes=1)
 LATE = timedelta(minutes=15)
 # Rows one sender thread claims at a time: fewer claim transactions, still a short wait for the rest.
+IDLE_SENDER_POLL = 0.1  # seconds between an idle sender's looks at whether the rate needs it now
 CLAIM_BATCH = 4  # a text sent later than this after its due time was "caught up"
 
 
@@ -176,7 +177,7 @@ def transmit(msg: OutboundMessage, message: Message, provider: SmsProvider, now:
     callback = status_callback_url()
     for attempt in range(MAX_TRIES):
         if provider.rate_limited:
-            ratelimit.wait_turn(rate)
+            concurrency.waited(ratelimit.wait_turn(rate))
         try:
             accepted = provider.send_message(
                 msg.to_e164 or "", message, ref=str(msg.id), status_callback=callback
@@ -291,13 +292,15 @@ def process(msg_id: int, worker: str, provider: SmsProvider, now: datetime) -> s
 
 
 def send_due(now: datetime, stop: threading.Event | None = None) -> dict[str, int]:
-    """Send every pending row due by `now`, with up to SMS_MAX_IN_FLIGHT requests in flight; commits."""
+    """Send every pending row due by `now`, with as many requests in flight as the rate needs at the
+    provider's latency (app.sms.concurrency), at most SMS_MAX_IN_FLIGHT; commits."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     stale = skip_stale_reminders(now)
     coalesced = carriers.coalesce_alerts(now)
     if carriers.halted():
         log.warning("send pass holds every text: %s", carriers.halt_reason())
-    threads = int(app.config["SMS_MAX_IN_FLIGHT"]) if app.config["SMS_BACKEND"] != "console" else 1
+    threads = concurrency.ceiling(app.config)
+    drained = threading.Event()  # the queue is empty: idle senders stop waiting for their turn
     counts: Counter[str] = Counter()
     lock = threading.Lock()
     started = time.monotonic()
@@ -308,13 +311,19 @@ def send_due(now: datetime, stop: threading.Event | None = None) -> dict[str, in
             me = worker_id(index)
             try:
                 while (stop is None or not stop.is_set()) and not carriers.halted():
+                    if index >= concurrency.wanted(app.config):  # not needed at this latency (yet)
+                        if drained.wait(IDLE_SENDER_POLL):
+                            return
+                        continue
                     ids = claim(now, me, limit=CLAIM_BATCH)
                     if not ids:
+                        drained.set()
                         return
                     for msg_id in ids:
                         current = now + timedelta(seconds=time.monotonic() - started)
                         try:
-                            outcome = process(msg_id, me, provider, current)
+                            with concurrency.timed(app.config["SMS_BACKEND"]):
+                                outcome = process(msg_id, me, provider, current)
                         except Exception:
                             db.session.rollback()
                             log.exception("message %s: send failed unexpectedly; left for reconcile", msg_id)
