@@ -10,8 +10,8 @@ from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
 from app.models import AuditEntry, OutboundMessage, Submission, Visit, utcnow
+from app.participants.visits import ScheduleInputError, check_anchor, schedule_participant, sweep_visits
 from app.schedule import SendWindow, parse_visit_plan
-from app.visits import ScheduleInputError, check_anchor, schedule_participant, sweep_visits
 from config import DEFAULT_VISIT_PLAN
 from tests.factories import make_participant
 

@@ -38,7 +38,7 @@ from app.console.permissions import require_role
 from app.console.worklist import build_worklist
 from app.extensions import db
 from app.models import Participant, RedcapStatusPush, Submission, Visit, utcnow
-from app.study_plan import send_window, study_zone, visit_plan
+from app.schedule.study_plan import send_window, study_zone, visit_plan
 
 PAGE_SIZE = 100
 

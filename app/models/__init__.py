@@ -2,7 +2,7 @@
 
 from app.models.audit import AuditEntry
 from app.models.messaging import InboundMessage, OutboundMessage
-from app.models.participant import Participant
+from app.models.participant import ENDED_STATUSES, Participant, StudyStatus
 from app.models.redcap_refresh import ConflictDecision, RecordRefresh
 from app.models.redcap_sync import RedcapEnrollmentStatusPush, RedcapStatusPush
 from app.models.sms import SmsRateBucket, SmsStatusEvent
@@ -13,6 +13,7 @@ from app.models.user import ROLES, ROLES_BY_NAME, LoginFailure, User
 from app.models.visit import Visit
 
 __all__ = [
+    "ENDED_STATUSES",
     "ROLES",
     "ROLES_BY_NAME",
     "AuditEntry",
@@ -28,6 +29,7 @@ __all__ = [
     "SchedulerLease",
     "SmsRateBucket",
     "SmsStatusEvent",
+    "StudyStatus",
     "Submission",
     "SurveyLink",
     "SystemState",

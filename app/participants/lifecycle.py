@@ -6,13 +6,12 @@ from datetime import datetime
 from typing import Literal
 
 from app import audit
-from app.links import revoke_links
-from app.models import Participant
+from app.models import ENDED_STATUSES, Participant
+from app.participants.links import revoke_links
 from app.participants.pending_texts import cancel_pending_texts
-from app.redcap_enrollment import queue_enrollment_status
-from app.redcap_push import queue_status_push
-from app.roster_rows import ENDED_STATUSES
-from app.visits import cancel_visit
+from app.participants.visits import cancel_visit
+from app.redcap.push.study_statuses import queue_enrollment_status
+from app.redcap.push.visit_statuses import queue_status_push
 
 Source = Literal["console", "redcap"]
 
@@ -47,7 +46,7 @@ def end_participation(
 
     - `"console"`: a coordinator recorded it; REDCap does not know yet. The study status is also queued
       for REDCap's enrollment form (`queue_enrollment_status`), and `status_source = "console"` keeps
-      the end in place while REDCap still says "active" (`app.redcap_enrollment.console_end_pending`).
+      the end in place while REDCap still says "active" (`app.redcap.enrollment.console_end_pending`).
       Only "withdrawn" and "deceased" can be pushed there.
     - `"redcap"`: the roster brought it from REDCap, so nothing is pushed back to the enrollment form.
 

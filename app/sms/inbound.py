@@ -19,8 +19,8 @@ from sqlalchemy.exc import IntegrityError
 
 from app import audit
 from app.extensions import db
-from app.links import issue_link, link_url
 from app.models import InboundMessage, OutboundMessage, Participant
+from app.participants.links import issue_link, link_url
 from app.participants.pending_texts import cancel_pending_texts
 from app.sms.providers import mask_number
 from app.sms.texts import render

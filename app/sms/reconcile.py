@@ -16,8 +16,8 @@ from flask import current_app
 from sqlalchemy import select
 
 from app.extensions import db
-from app.links import find_link
 from app.models import OutboundMessage
+from app.participants.links import find_link
 from app.sms.providers import Accepted, ProviderError, SentRecord, get_provider
 from app.sms.texts import LINK_TEMPLATES
 

@@ -25,10 +25,12 @@ from sqlalchemy import case, literal, select, update
 from sqlalchemy.orm import joinedload
 
 from app.extensions import db
-from app.links import issue_link, link_url
 from app.models import OutboundMessage, Participant, UTCDateTime, Visit
+from app.models.messaging import LINK_KINDS
+from app.participants.links import issue_link, link_url
 from app.sms import delivery, ratelimit
-from app.sms.checks import LINK_KINDS, Decision, decide
+from app.sms.checks import decide
+from app.sms.decisions import Decision
 from app.sms.providers import Accepted, ProviderError, SentRecord, SmsProvider, get_provider
 from app.sms.texts import LINK_TEMPLATES, count_segments, render
 

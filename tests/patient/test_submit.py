@@ -151,7 +151,7 @@ def test_second_submit_and_replay_are_already_received(trial, client):
 
 def test_concurrent_accept_keeps_one_submission(trial, app):
     """Two accepts racing on the same visit: the unique visit_id turns the second into 'already received'."""
-    from app import submissions as module
+    from app.participants import submissions as module
 
     inv = invite()
     link = db.session.scalar(select(SurveyLink))
@@ -166,7 +166,7 @@ def test_concurrent_accept_keeps_one_submission(trial, app):
 
 
 def test_visit_completed_elsewhere_shows_already_received(trial, client):
-    from app.visits import complete_visit
+    from app.participants.visits import complete_visit
 
     inv = invite()
     complete_visit(inv.visit, "clinic", utcnow(), "coordinator@example.org")

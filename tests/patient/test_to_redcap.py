@@ -9,8 +9,8 @@ import requests
 from sqlalchemy import select
 
 from app.extensions import db
-from app.links import issue_link
 from app.models import Participant, utcnow
+from app.participants.links import issue_link
 from app.tick import run_step
 from devservers.runner import serve_in_thread
 from tests.patient.test_submit import GOOD

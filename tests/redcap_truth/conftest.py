@@ -39,7 +39,7 @@ class LocalRedcap:
 @pytest.fixture(autouse=True)
 def _no_failure_pause() -> Iterator[None]:
     """The send-time check pauses re-reads for 60 s after a failure, process-wide: start each test clean."""
-    from app.redcap_freshness import reset_failure_pause
+    from app.redcap.failure_pause import reset_failure_pause
 
     reset_failure_pause()
     yield

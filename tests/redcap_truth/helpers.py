@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 
 from app.extensions import db
 from app.models import OutboundMessage, Participant, Submission, Visit, utcnow
-from app.study_plan import send_window, visit_plan
-from app.visits import complete_visit, schedule_participant
+from app.participants.visits import complete_visit, schedule_participant
+from app.schedule.study_plan import send_window, visit_plan
 from tests.factories import make_participant
 
 ANSWERS = {

@@ -6,8 +6,8 @@ import pytest
 
 from app.extensions import db
 from app.models import AuditEntry, ConflictDecision, Submission, utcnow
-from app.redcap_client import get_client
-from app.redcap_conflicts import (
+from app.redcap.client import get_client
+from app.redcap.conflicts import (
     ConflictChanged,
     check_batch,
     comparison,
@@ -196,7 +196,7 @@ def test_push_pass_holds_staff_entered_visit_as_conflict(truth_app, redcap):
 
 
 def test_check_refused_by_redcap_fails_the_record_instead_of_importing_blind(truth_app, redcap, monkeypatch):
-    import app.redcap_conflicts as conflicts
+    import app.redcap.conflicts as conflicts
     from app.tick import run_tick
 
     app = truth_app()

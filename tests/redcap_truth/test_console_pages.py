@@ -9,7 +9,7 @@ from flask.testing import FlaskClient
 
 from app.extensions import db
 from app.models import AuditEntry, Submission, utcnow
-from app.redcap_conflicts import check_batch
+from app.redcap.conflicts import check_batch
 from tests.factories import make_user
 from tests.redcap_truth.conftest import staff_questionnaire
 from tests.redcap_truth.helpers import scheduled, submitted

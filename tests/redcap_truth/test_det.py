@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from app.extensions import db
 from app.models import OutboundMessage, Participant, RecordRefresh, utcnow
-from app.redcap_refresh import drain, wait_for_worker
+from app.redcap.rereads import drain, wait_for_worker
 from app.tick import run_tick
 from tests.redcap_truth.conftest import DET_SECRET, PROJECT_ID, baseline_row
 from tests.redcap_truth.helpers import pending_message, scheduled, visit_of
@@ -228,7 +228,7 @@ def test_worker_picks_up_posts_arriving_while_it_runs(truth_app, redcap):
 
 
 def test_an_error_applying_a_reread_backs_off_instead_of_wedging_the_queue(truth_app, redcap, monkeypatch):
-    import app.redcap_refresh as refresh
+    import app.redcap.rereads as refresh
 
     app = truth_app()
     with app.app_context():

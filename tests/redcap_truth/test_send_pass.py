@@ -76,7 +76,7 @@ def test_roster_sync_status_export_is_batched(truth_app, redcap):
 
 
 def test_freshness_check_defers_when_redcap_is_down_then_applies_its_facts(truth_app, redcap):
-    from app.redcap_freshness import reset_failure_pause
+    from app.redcap.failure_pause import reset_failure_pause
 
     app = truth_app()
     with app.app_context():

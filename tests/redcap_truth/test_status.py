@@ -6,9 +6,9 @@ from datetime import timedelta
 
 from app.extensions import db
 from app.models import OutboundMessage, Visit, utcnow
-from app.redcap_status import refresh_followup_status, status_fields
-from app.study_plan import send_window, visit_plan
-from app.visits import schedule_participant
+from app.participants.visits import schedule_participant
+from app.redcap.status import refresh_followup_status, status_fields
+from app.schedule.study_plan import send_window, visit_plan
 from tests.factories import make_participant
 from tests.redcap_truth.conftest import baseline_row, staff_questionnaire
 
@@ -78,7 +78,7 @@ def test_questionnaire_or_contact_status_in_redcap_completes_visit(truth_app, re
 
 
 def test_status_export_is_chunked_by_records(truth_app, redcap, monkeypatch):
-    import app.redcap_status as status
+    import app.redcap.status as status
 
     monkeypatch.setattr(status, "STATUS_CHUNK", 2)
     app = truth_app()
@@ -92,7 +92,7 @@ def test_status_export_is_chunked_by_records(truth_app, redcap, monkeypatch):
 
 
 def test_link_of_a_visit_completed_in_redcap_says_already_received(truth_app, redcap):
-    from app.links import issue_link
+    from app.participants.links import issue_link
 
     app = truth_app()
     with app.app_context():

@@ -20,8 +20,8 @@ from zoneinfo import ZoneInfo
 
 from app.extensions import db
 from app.models import Participant
-from app.study_plan import send_window, visit_plan
-from app.visits import schedule_participant, sweep_visits
+from app.participants.visits import schedule_participant, sweep_visits
+from app.schedule.study_plan import send_window, visit_plan
 
 ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT_SID = "AC0123456789abcdef0123456789abcdef"  # fictitious

@@ -20,12 +20,12 @@ import pytest
 from sqlalchemy import select
 
 from app.extensions import db
-from app.links import find_link, issue_link
 from app.models import Participant, Submission, utcnow
-from app.redcap_metadata import refresh_metadata
-from app.study_plan import send_window, visit_plan
-from app.submissions import accept_submission
-from app.visits import schedule_participant, sweep_visits
+from app.participants.links import find_link, issue_link
+from app.participants.submissions import accept_submission
+from app.participants.visits import schedule_participant, sweep_visits
+from app.redcap.metadata import refresh_metadata
+from app.schedule.study_plan import send_window, visit_plan
 from devservers.redcap_api import DEV_TOKEN, create_redcap_app
 from devservers.redcap_project import ProjectDefinition
 from devservers.redcap_state import RedcapState

@@ -1,6 +1,6 @@
 """The record exports that keep REDCap the source of truth, all through the bridge's one REDCap client.
 
-`app.redcap_client.get_client()` owns timeouts, the calls-per-second ceiling, the forbidden-field
+`app.redcap.client.get_client()` owns timeouts, the calls-per-second ceiling, the forbidden-field
 guard and the project exceptions; this module only adds what issue 8's readers share: record
 chunks, the follow-up events, and the questionnaire's field names.
 """
@@ -14,7 +14,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from app.extensions import db
-from app.redcap_client import (
+from app.redcap.client import (
     RedcapAuthError,
     RedcapClientError,
     RedcapRejected,
@@ -44,7 +44,7 @@ def chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
 
 def followup_events() -> list[str]:
     """The REDCap events of the follow-up visits, from the configured visit plan."""
-    from app.study_plan import visit_plan
+    from app.schedule.study_plan import visit_plan
 
     return list(dict.fromkeys(spec.event_name for spec in visit_plan().visits))
 

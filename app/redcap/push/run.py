@@ -24,11 +24,9 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from app import audit
 from app.extensions import db
-from app.models import Submission, Visit
-from app.models.redcap_sync import PUSHED_VISIT_STATUSES, RedcapStatusPush
-from app.redcap_client import (
+from app.models import Submission, SystemState, Visit
+from app.redcap.client import (
     ForbiddenFieldError,
     RedcapAuthError,
     RedcapClient,
@@ -36,112 +34,24 @@ from app.redcap_client import (
     RedcapUnavailable,
     get_client,
 )
-from app.redcap_enrollment import EnrollmentStatusQueue
-from app.redcap_queues import (
-    PassContext,
-    PushItem,
-    PushQueue,
-    PushReport,
-    StatusQueue,
-    SubmissionQueue,
-    backoff_delay,
-    enqueue_missed_visits,
-    get_state,
-    set_state,
-)
+from app.redcap.conflicts import pre_push_check
+from app.redcap.push.queue import PassContext, PushItem, PushQueue, PushReport
+from app.redcap.push.study_statuses import EnrollmentStatusQueue
+from app.redcap.push.submissions import SubmissionQueue
+from app.redcap.push.visit_statuses import StatusQueue, enqueue_missed_visits
+from app.redcap.state import CONTACT_STATE_KEY, PROJECT_STATE_KEY, note_redcap_error
 
 log = logging.getLogger(__name__)
 
-ACTOR = "system:push"
-ERROR_STATE_KEY = "redcap.last_error_at"
 SCREEN_BATCHES = 20
 T = TypeVar("T")
-CONTACT_STATE_KEY = "redcap.contact_fields"
-PROJECT_STATE_KEY = "redcap.project"
-
-# ---------------------------------------------------------------- queueing, used by other areas
-
-
-def queue_status_push(visit: Visit, status: str, now: datetime) -> RedcapStatusPush:
-    """Queue the visit's status (completed, missed, opted_out, withdrawn) for REDCap's contact instrument.
-
-    Adds to the caller's transaction, so the status is queued exactly when the visit change commits.
-    """
-    if status not in PUSHED_VISIT_STATUSES:
-        raise ValueError(
-            f"unknown visit status for REDCap: {status!r} (one of {', '.join(PUSHED_VISIT_STATUSES)})"
-        )
-    if visit.id is None:
-        db.session.flush()
-    row = db.session.scalar(select(RedcapStatusPush).where(RedcapStatusPush.visit_id == visit.id))
-    if row is None:
-        row = RedcapStatusPush(visit_id=visit.id, status=status, queued_at=now, next_attempt_at=now)
-        db.session.add(row)
-        return row
-    if row.status == status and row.sync_status in ("pending", "pushed"):
-        return row
-    row.status = status
-    row.sync_status = "pending"
-    row.sync_attempts = 0
-    row.next_attempt_at = now
-    row.last_error = None
-    row.queued_at = now
-    row.pushed_at = None
-    return row
-
-
-def retry_submission(
-    submission: Submission, now: datetime, *, actor: str = "system", reason: str | None = None
-) -> None:
-    """Put a failed (or waiting) push back in the queue, due now; audited. The caller commits."""
-    previous = submission.sync_status
-    submission.sync_status = "pending"
-    submission.sync_attempts = 0
-    submission.next_attempt_at = now
-    audit.record(
-        actor,
-        "redcap.push_retried",
-        visit=submission.visit,
-        reason=reason,
-        submission_id=submission.id,
-        previous_status=previous,
-        previous_error=(submission.last_error or "")[:300],
-    )
-    submission.last_error = None
-
-
-def note_redcap_error(now: datetime) -> None:
-    """Remember when REDCap last failed us, for /healthz (key redcap.last_error_at)."""
-    set_state(ERROR_STATE_KEY, now.isoformat())
-
 
 # ---------------------------------------------------------------- a pass
 
 PrePushCheck = Callable[[list[PushItem], RedcapClient, datetime], set[int]]
-_PRE_PUSH_CHECKS: list[PrePushCheck] = []
-
-__all__ = [
-    "PushItem",
-    "PushReport",
-    "backoff_delay",
-    "enqueue_missed_visits",
-    "note_redcap_error",
-    "push_pending",
-    "push_step",
-    "queue_status_push",
-    "register_pre_push_check",
-    "retry_submission",
-]
-
-
-def register_pre_push_check(check: PrePushCheck) -> None:
-    """Let another area hold back submissions before import (e.g. staff data already in REDCap).
-
-    `check(items, client, now)` returns the submission ids it has dealt with (it sets their status itself).
-    A check that raises RedcapRejected is retried on halves of the batch, like an import.
-    """
-    if check not in _PRE_PUSH_CHECKS:
-        _PRE_PUSH_CHECKS.append(check)
+# Checks that hold submissions back before import, named here so the rule is on whenever the push runs:
+# the conflict check never lets a push overwrite answers staff entered in REDCap.
+_PRE_PUSH_CHECKS: list[PrePushCheck] = [pre_push_check]
 
 
 def push_pending(
@@ -161,9 +71,9 @@ def push_pending(
     db.session.commit()
     client = client or get_client()
     ctx = PassContext(client, now, config, max(1, attempts_per_pass), sleep, report)
-    project = get_state(PROJECT_STATE_KEY) or {}
+    project = SystemState.read(PROJECT_STATE_KEY) or {}
     ctx.longitudinal = bool(project.get("longitudinal", True))
-    contact = get_state(CONTACT_STATE_KEY)
+    contact = SystemState.read(CONTACT_STATE_KEY)
     ctx.contact_fields = contact if isinstance(contact, dict) else None
     size = batch_size or int(config["REDCAP_BATCH_SIZE"])
     calls_before = client.calls

@@ -23,10 +23,10 @@ from app import audit
 from app.extensions import db
 from app.models import Participant, SystemState
 from app.participants.lifecycle import end_participation
-from app.redcap_client import RedcapClient, get_client
-from app.redcap_enrollment import console_end_pending
-from app.redcap_status import sync_followup_chunk
-from app.roster_rows import (
+from app.participants.visits import ScheduleInputError, schedule_participant
+from app.redcap.client import RedcapClient, get_client
+from app.redcap.enrollment import console_end_pending
+from app.redcap.roster_rows import (
     ENDED_STATUSES,
     RosterRow,
     RowSkipped,
@@ -36,8 +36,8 @@ from app.roster_rows import (
     row_hash,
     settings_fingerprint,
 )
-from app.study_plan import send_window, visit_plan
-from app.visits import ScheduleInputError, schedule_participant
+from app.redcap.status import sync_followup_chunk
+from app.schedule.study_plan import send_window, visit_plan
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ def sync_roster(
         if progress is not None:
             progress(len(chunk))
     _note_missing(set(ids), report)
-    _set_state(LAST_SYNC_KEY, {"at": now.isoformat(), "records": len(ids)})
+    SystemState.write(LAST_SYNC_KEY, {"at": now.isoformat(), "records": len(ids)})
     db.session.commit()
     return report
 
@@ -317,20 +317,12 @@ def _note_missing(present: set[str], report: RosterReport) -> None:
         last_id = batch[-1][0]
 
 
-def _set_state(key: str, value: Any) -> None:
-    row = db.session.get(SystemState, key)
-    if row is None:
-        db.session.add(SystemState(key=key, value=value))
-    else:
-        row.value = value
-
-
 def roster_step(now: datetime) -> dict[str, Any]:
     """Tick step "roster": one roster sync; skipped when no REDCap token is configured."""
     if not current_app.config.get("REDCAP_API_TOKEN"):
         return {"skipped": 1}
-    from app.redcap_client import RedcapClientError
-    from app.redcap_push import note_redcap_error
+    from app.redcap.client import RedcapClientError
+    from app.redcap.state import note_redcap_error
 
     try:
         report = sync_roster(now)
@@ -358,7 +350,7 @@ def apply_rows(rows: list[dict[str, Any]], now: datetime) -> RosterReport:
     return report
 
 
-# Kept importable from here: the DET re-read (app.redcap_refresh) and tests use these names
+# Kept importable from here: the DET re-read (app.redcap.rereads) and tests use these names
 # (`end_participation` is app.participants.lifecycle's, the one both the roster and the console call).
 _settings_fingerprint = settings_fingerprint
 __all__ = [

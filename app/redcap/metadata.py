@@ -16,10 +16,10 @@ from typing import Any
 from flask import current_app
 
 from app.extensions import db
-from app.redcap_client import RedcapClient, get_client
-from app.redcap_push import CONTACT_STATE_KEY, PROJECT_STATE_KEY
-from app.redcap_queues import set_state
-from app.study_plan import visit_plan
+from app.models import SystemState
+from app.redcap.client import RedcapClient, get_client
+from app.redcap.state import CONTACT_STATE_KEY, PROJECT_STATE_KEY, note_redcap_error
+from app.schedule.study_plan import visit_plan
 
 
 class RefreshError(ValueError):
@@ -127,8 +127,8 @@ def refresh_metadata(now: datetime, *, client: RedcapClient | None = None) -> Re
     version = save_metadata(
         rows, questionnaire, now
     )  # commits, or raises MetadataError having written nothing
-    set_state(CONTACT_STATE_KEY, contact_fields if contact else None)
-    set_state(PROJECT_STATE_KEY, {"longitudinal": longitudinal})
+    SystemState.write(CONTACT_STATE_KEY, contact_fields if contact else None)
+    SystemState.write(PROJECT_STATE_KEY, {"longitudinal": longitudinal})
     db.session.commit()
     return RefreshResult(
         instrument=questionnaire,
@@ -144,8 +144,7 @@ def metadata_step(now: datetime) -> dict[str, Any]:
     """Tick step "metadata": refresh the questionnaire definition; skipped without a REDCap token."""
     if not current_app.config.get("REDCAP_API_TOKEN"):
         return {"skipped": 1}
-    from app.redcap_client import RedcapClientError
-    from app.redcap_push import note_redcap_error
+    from app.redcap.client import RedcapClientError
 
     try:
         result = refresh_metadata(now)

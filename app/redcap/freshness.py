@@ -4,49 +4,26 @@ Just before a reminder goes out, the SMS sender re-reads the participant and the
 database. Where that participant's last roster sync is older than ROSTER_MAX_AGE_HOURS, the record
 is first re-read from REDCap (enrollment and follow-up status, one export) and applied; if REDCap
 cannot be reached, the text waits for the next pass instead of going out on old facts.
+
+`app.sms.checks.decide` calls `freshness_check` by name as its last check.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from datetime import datetime, timedelta
 
 from flask import current_app
 
 from app.models import OutboundMessage, Participant, Visit
-from app.redcap_exports import RedcapClientError
-from app.sms.checks import Decision, register_send_check
+from app.redcap.exports import RedcapClientError
+from app.redcap.failure_pause import note_failure, recently_failed
+from app.redcap.rereads import reread_record
+from app.sms.decisions import Decision
 
 log = logging.getLogger(__name__)
 
 CHECKED_KINDS = ("reminder", "manual")  # texts that invite to a visit; replies to STOP/HELP always go
-# After a failed re-read, later texts of the same pass wait at once instead of each waiting for
-# REDCap's timeout again (a hanging REDCap would otherwise stall the whole send pass).
-FAILURE_PAUSE_S = 60.0
-_failure_lock = threading.Lock()
-_failed_at = [float("-inf")]
-
-
-def recently_failed() -> bool:
-    """Whether a REDCap re-read failed less than FAILURE_PAUSE_S ago in this process."""
-    with _failure_lock:
-        return time.monotonic() - _failed_at[0] < FAILURE_PAUSE_S
-
-
-def note_failure() -> None:
-    """Remember that REDCap just failed a re-read (pauses further re-reads for FAILURE_PAUSE_S)."""
-    with _failure_lock:
-        _failed_at[0] = time.monotonic()
-
-
-def reset_failure_pause() -> None:
-    """Forget a recent REDCap failure (tests, or an operator who knows REDCap is back)."""
-    with _failure_lock:
-        _failed_at[0] = float("-inf")
-
-
 def is_stale(participant: Participant, now: datetime) -> bool:
     """Whether the participant's REDCap facts are older than ROSTER_MAX_AGE_HOURS (or were never synced)."""
     synced = participant.roster_synced_at
@@ -64,8 +41,6 @@ def ensure_fresh(participant: Participant, now: datetime) -> bool:
     """
     if not is_stale(participant, now):
         return True
-    from app.redcap_refresh import reread_record
-
     if recently_failed():
         return False
     try:
@@ -100,6 +75,3 @@ def freshness_check(
         where = f" ({visit.completed_via})" if visit.completed_via else ""
         return Decision("skip", f"stale: visit {visit.status}{where} after REDCap re-read")
     return None
-
-
-register_send_check(freshness_check)

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from app import audit
 from app.extensions import db
 from app.models import ConflictDecision, Participant, Submission, Visit
-from app.redcap_exports import export_records, questionnaire_fields
+from app.redcap.exports import export_records, questionnaire_fields
 
 log = logging.getLogger(__name__)
 
@@ -313,12 +313,3 @@ def pre_push_check(items: Sequence[Any], client: Any, now: datetime) -> set[int]
         held.add(submission.id)
     db.session.flush()
     return held
-
-
-def _register() -> None:
-    from app.redcap_push import register_pre_push_check
-
-    register_pre_push_check(pre_push_check)
-
-
-_register()

@@ -2,7 +2,7 @@
 
 A re-read exports that record's enrollment fields (never the randomization group) and its
 follow-up status in ONE call, applies the enrollment row through the roster sync's own row logic
-and the status through `app.redcap_status`. The "det" tick step drains the queue; a small worker
+and the status through `app.redcap.status`. The "det" tick step drains the queue; a small worker
 thread started by the webhook does the same within seconds. Both are idempotent: applying a row
 twice changes nothing. A REDCap error leaves the row queued for a later attempt, with backoff.
 """
@@ -22,8 +22,9 @@ from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
 from app.models import Participant, RecordRefresh, utcnow
-from app.redcap_exports import RedcapClientError, RedcapRejected, chunks, export_records, followup_events
-from app.redcap_status import apply_status_rows, status_fields
+from app.redcap.exports import RedcapClientError, RedcapRejected, chunks, export_records, followup_events
+from app.redcap.failure_pause import note_failure, recently_failed
+from app.redcap.status import apply_status_rows, status_fields
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ def export_current(record_ids: Sequence[str]) -> list[dict[str, Any]]:
 
 def _apply_roster_rows(rows: list[dict[str, Any]], now: datetime) -> None:
     """Enrollment rows through the roster sync's own row logic, so both paths behave the same."""
-    from app.roster import apply_rows
+    from app.redcap.roster import apply_rows
 
     apply_rows(rows, now)
 
@@ -246,8 +247,7 @@ def det_step(now: datetime) -> dict[str, Any]:
 
 
 def _refresh_open(now: datetime) -> int:
-    from app.redcap_freshness import note_failure, recently_failed
-    from app.redcap_status import refresh_open_visits
+    from app.redcap.status import refresh_open_visits
 
     if not current_app.config.get("REDCAP_API_TOKEN") or recently_failed():
         return 0  # no REDCap configured, or it failed a moment ago: the send-time check still guards

@@ -20,7 +20,7 @@ from sqlalchemy import select, update
 
 from app.extensions import db
 from app.models import Participant, Visit
-from app.redcap_exports import RedcapRejected, chunks, export_records, followup_events
+from app.redcap.exports import RedcapRejected, chunks, export_records, followup_events
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ def apply_status_rows(
     Only visits still waiting (scheduled or open) are completed, plus a missed visit whose
     questionnaire staff entered later; a visit finished here is never changed back.
     """
-    from app.visits import complete_visit
+    from app.participants.visits import complete_visit
 
     config = current_app.config
     id_field = config["REDCAP_ROSTER_FIELDS"]["record_id"]

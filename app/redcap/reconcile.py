@@ -19,7 +19,7 @@ from sqlalchemy import select
 from app import audit
 from app.extensions import db
 from app.models import Participant, Submission, Visit
-from app.redcap_conflicts import FILLED_STATUSES, export_sides
+from app.redcap.conflicts import FILLED_STATUSES, export_sides
 
 MISSING = "missing in REDCap"
 EDITED = "edited in REDCap"

@@ -24,8 +24,8 @@ from sqlalchemy.exc import IntegrityError
 from app import audit
 from app.extensions import db
 from app.models import OutboundMessage, Submission, SurveyLink, Visit
+from app.participants.visits import complete_visit
 from app.questionnaire.redflags import evaluate, parse_rules, usable_rules
-from app.visits import complete_visit
 
 log = logging.getLogger(__name__)
 

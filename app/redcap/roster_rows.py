@@ -14,10 +14,8 @@ from typing import Any
 
 import phonenumbers
 
-from app.models.participant import LANGUAGES
-from app.visits import ScheduleInputError, check_anchor
-
-ENDED_STATUSES = ("withdrawn", "deceased", "lost")
+from app.models.participant import ENDED_STATUSES, LANGUAGES
+from app.participants.visits import ScheduleInputError, check_anchor
 
 
 @dataclass
