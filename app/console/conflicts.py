@@ -16,7 +16,7 @@ from flask_login import current_user
 from wtforms import HiddenField
 from wtforms.validators import DataRequired, Length, Regexp
 
-from app.console import bp
+from app.console.blueprint import bp
 from app.console.forms import ReasonForm
 from app.console.permissions import require_role
 from app.extensions import db

@@ -7,7 +7,7 @@ from typing import Any
 from flask import render_template
 from flask_babel import gettext as _
 
-from app.console import bp
+from app.console.blueprint import bp
 from app.console.permissions import require_role
 from app.models import utcnow
 from app.redcap import reconcile as redcap_reconcile

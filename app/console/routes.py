@@ -21,8 +21,9 @@ from flask_login import current_user
 from sqlalchemy import func, select, text
 from wtforms.fields.choices import SelectChoice
 
-from app.console import actions, bp
+from app.console import actions
 from app.console.auth import safe_next
+from app.console.blueprint import bp
 from app.console.export import VisitFilters, csv_rows, visit_query
 from app.console.forms import (
     AcknowledgeForm,

@@ -1,17 +1,6 @@
 """The participant's questionnaire behind a personal link (`/s/<token>`)."""
 
-from flask import Blueprint
-from flask.blueprints import BlueprintSetupState
+from app.patient import routes  # noqa: F401  (attaches its routes to bp)
+from app.patient.blueprint import bp
 
-bp = Blueprint("patient", __name__)
-
-
-@bp.record_once
-def _check_red_flag_rules(state: BlueprintSetupState) -> None:
-    """Start-up check of RED_FLAG_RULES: each malformed rule is logged and left out, never a crash."""
-    from app.questionnaire.redflags import check_configured_rules
-
-    check_configured_rules(state.app.config.get("RED_FLAG_RULES"))
-
-
-from app.patient import routes  # noqa: E402,F401
+__all__ = ["bp"]

@@ -13,7 +13,8 @@ from werkzeug.exceptions import TooManyRequests
 
 from app.extensions import limiter
 from app.models import utcnow
-from app.patient import bp, flow, guessing
+from app.patient import flow, guessing
+from app.patient.blueprint import bp
 from app.questionnaire.form_builder import UNANSWERED
 from app.questionnaire.translations import instrument_label
 

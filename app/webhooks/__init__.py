@@ -1,7 +1,9 @@
 """Webhooks from the SMS provider and REDCap's Data Entry Trigger."""
 
-from flask import Blueprint
+from app.webhooks import (
+    redcap_det,  # noqa: F401  (attaches its routes to bp)
+    twilio,  # noqa: F401  (attaches its routes to bp)
+)
+from app.webhooks.blueprint import bp
 
-bp = Blueprint("webhooks", __name__)
-
-from app.webhooks import routes  # noqa: E402,F401
+__all__ = ["bp"]

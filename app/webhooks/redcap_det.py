@@ -20,7 +20,7 @@ from sqlalchemy import select
 from app.extensions import csrf, db, limiter
 from app.models import Participant, utcnow
 from app.redcap.rereads import enqueue, is_pending, kick_worker, pending_count
-from app.webhooks import bp
+from app.webhooks.blueprint import bp
 
 log = logging.getLogger(__name__)
 

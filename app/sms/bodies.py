@@ -1,0 +1,29 @@
+"""The words of a text as they leave: the rendered body (with a fresh link) and the status callback."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import current_app
+
+from app.models import OutboundMessage
+from app.participants.links import issue_link, link_url
+from app.sms.texts import LINK_TEMPLATES, render
+
+
+def status_callback_url() -> str | None:
+    """Where Twilio posts delivery statuses (public URL: the service runs behind a proxy)."""
+    if current_app.config["SMS_BACKEND"] != "twilio":
+        return None
+    return f"{current_app.config['PUBLIC_BASE_URL']}/sms/twilio/status"
+
+
+def build_body(msg: OutboundMessage, now: datetime) -> str:
+    """The text for `msg`; link texts get a fresh personal link (its hash is stored, never the token)."""
+    params: dict[str, str] = {}
+    if msg.template in LINK_TEMPLATES:
+        params["link"] = link_url(issue_link(msg.visit, now))
+        params["visit_key"] = msg.visit.visit_key
+    if msg.template == "redflag_alert":
+        params["record"] = msg.participant.record_id if msg.participant else "?"
+    return render(msg.template, msg.language, **params)
