@@ -9,8 +9,8 @@ import pytest
 
 from app.extensions import db
 from app.models import utcnow
+from tests.factories import GOOD_ANSWERS as GOOD
 from tests.patient.conftest import invite
-from tests.patient.test_submit import GOOD
 
 
 def _normalized(html: str) -> str:

@@ -8,20 +8,8 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import AuditEntry, OutboundMessage, Submission, SurveyLink, utcnow
+from tests.factories import GOOD_ANSWERS as GOOD
 from tests.patient.conftest import invite
-
-GOOD = {
-    "fu_fever": "0",
-    "fu_mmrc": "1",
-    "fu_cough": "1",
-    "fu_sneezing": "0",
-    "fu_diarrhea": "0",
-    "fu_spo2": "97",
-    "fu_readmitted": "0",
-    "fu_ae___1": "1",
-    "fu_health_today": "80",
-    "fu_comments": "Feeling better",
-}
 
 
 def submissions() -> int:

@@ -13,7 +13,7 @@ from app.models import Participant, utcnow
 from app.participants.links import issue_link
 from app.tick import run_step
 from devservers.runner import serve_in_thread
-from tests.patient.test_submit import GOOD
+from tests.factories import GOOD_ANSWERS as GOOD
 from tests.redcap.conftest import baseline_row, redcap_env_factory, redcap_server  # noqa: F401
 
 

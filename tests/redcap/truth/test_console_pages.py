@@ -11,8 +11,8 @@ from app.extensions import db
 from app.models import AuditEntry, Submission, utcnow
 from app.redcap.conflicts import check_batch
 from tests.factories import make_user
-from tests.redcap_truth.conftest import staff_questionnaire
-from tests.redcap_truth.helpers import scheduled, submitted
+from tests.redcap.truth.conftest import staff_questionnaire
+from tests.redcap.truth.helpers import scheduled, submitted
 
 PASSWORD = "correct horse battery"
 

@@ -15,8 +15,8 @@ from app.redcap.conflicts import (
     import_anyway,
     snapshot_hash,
 )
-from tests.redcap_truth.conftest import staff_questionnaire
-from tests.redcap_truth.helpers import ANSWERS, scheduled, submitted, visit_of
+from tests.redcap.truth.conftest import staff_questionnaire
+from tests.redcap.truth.helpers import ANSWERS, scheduled, submitted, visit_of
 
 
 def _import(cleared: list[Submission]) -> None:

@@ -15,7 +15,7 @@ from devservers.redcap_project import ProjectDefinition
 from devservers.redcap_state import RedcapState
 from devservers.runner import ServerHandle, serve_in_thread
 
-STUDY = Path(__file__).resolve().parents[2] / "study"
+STUDY = Path(__file__).resolve().parents[3] / "study"
 DET_SECRET = "det-secret-for-tests-0123456789"
 PROJECT_ID = "4242"
 

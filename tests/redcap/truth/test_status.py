@@ -10,7 +10,7 @@ from app.participants.visits import schedule_participant
 from app.redcap.status import refresh_followup_status, status_fields
 from app.schedule.study_plan import send_window, visit_plan
 from tests.factories import make_participant
-from tests.redcap_truth.conftest import baseline_row, staff_questionnaire
+from tests.redcap.truth.conftest import baseline_row, staff_questionnaire
 
 
 def _scheduled(record: str, days: int = 26):

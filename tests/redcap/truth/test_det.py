@@ -8,8 +8,8 @@ from app.extensions import db
 from app.models import OutboundMessage, Participant, RecordRefresh, utcnow
 from app.redcap.rereads import drain, wait_for_worker
 from app.tick import run_tick
-from tests.redcap_truth.conftest import DET_SECRET, PROJECT_ID, baseline_row
-from tests.redcap_truth.helpers import pending_message, scheduled, visit_of
+from tests.redcap.truth.conftest import DET_SECRET, PROJECT_ID, baseline_row
+from tests.redcap.truth.helpers import pending_message, scheduled, visit_of
 
 
 def det_form(record: str = "5001", project_id: str = PROJECT_ID, **extra: str) -> dict[str, str]:

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 from app.extensions import db
 from app.models import OutboundMessage, Participant, Visit
 from app.tick import run_tick
-from tests.redcap_truth.conftest import baseline_row, staff_questionnaire
-from tests.redcap_truth.helpers import pending_message, scheduled, visit_of
+from tests.redcap.truth.conftest import baseline_row, staff_questionnaire
+from tests.redcap.truth.helpers import pending_message, scheduled, visit_of
 
 SENT = ("sending", "queued", "sent", "delivered")
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from app.extensions import db
 from app.models import AuditEntry, Submission, utcnow
 from app.tick import run_tick
-from tests.redcap_truth.conftest import staff_questionnaire
-from tests.redcap_truth.helpers import scheduled, submitted
+from tests.redcap.truth.conftest import staff_questionnaire
+from tests.redcap.truth.helpers import scheduled, submitted
 
 
 def _pushed(records: list[str]) -> list[Submission]:
