@@ -47,13 +47,21 @@ def check_address(family: int, address: Any) -> None:
         raise OutboundNetworkCall(f"outbound network call to {address!r} during tests (only loopback allowed)")
 
 
+def _refuse_unless_loopback(sock: socket.socket, address: Any) -> None:
+    try:
+        check_address(sock.family, address)
+    except OutboundNetworkCall:
+        sock.close()  # callers such as socket.create_connection only close on OSError
+        raise
+
+
 def _guarded_connect(self: socket.socket, address: Any) -> None:
-    check_address(self.family, address)
+    _refuse_unless_loopback(self, address)
     return _real_connect(self, address)
 
 
 def _guarded_connect_ex(self: socket.socket, address: Any) -> int:
-    check_address(self.family, address)
+    _refuse_unless_loopback(self, address)
     return _real_connect_ex(self, address)
 
 

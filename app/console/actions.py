@@ -17,6 +17,7 @@ from app import audit
 from app.console.labels import status_label
 from app.extensions import db
 from app.models import AuditEntry, InboundMessage, Participant, RedcapStatusPush, Submission, Visit
+from app.models.push_row import PushRow
 from app.participants import lifecycle, links
 from app.participants.pending_texts import cancel_pending_texts
 from app.participants.visits import complete_visit, reopen_visit
@@ -258,10 +259,7 @@ def retry_status_push(row: RedcapStatusPush, now: datetime, actor: str, reason: 
             )
         )
     previous_error = (row.last_error or "")[:300]
-    row.sync_status = "pending"
-    row.sync_attempts = 0
-    row.next_attempt_at = now
-    row.last_error = None
+    PushRow.requeue(row, now)  # a retry, not a new queueing: queued_at is kept
     _audit(
         now,
         actor,
@@ -323,12 +321,6 @@ def opt_back_in(participant: Participant, now: datetime, actor: str, reason: str
                 id=participant.record_id,
             )
         )
-    participant.opted_out = False
-    _audit(
-        now,
-        actor,
-        "participant.opted_in",
-        participant=participant,
-        reason=reason,
-        inbound_message_id=start.id,
+    lifecycle.opt_back_in_by_coordinator(
+        participant, now, actor, reason=reason, inbound_message_id=start.id
     )

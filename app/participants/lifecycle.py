@@ -15,7 +15,15 @@ from app.redcap.push.visit_statuses import queue_status_push
 
 Source = Literal["console", "redcap"]
 
-__all__ = ["ENDED_STATUSES", "Source", "cancel_pending_texts", "end_participation"]
+__all__ = [
+    "ENDED_STATUSES",
+    "Source",
+    "cancel_pending_texts",
+    "end_participation",
+    "opt_back_in_by_coordinator",
+    "opt_in",
+    "opt_out",
+]
 
 
 def end_participation(
@@ -84,3 +92,34 @@ def end_participation(
         )
         entry.at = now
     return cancelled
+
+
+def opt_out(people: list[Participant], now: datetime, actor: str, source: str) -> None:
+    """Stop texting these participants (STOP, or the provider's 21610): audited, pending texts withdrawn."""
+    for person in people:
+        if not person.opted_out:
+            person.opted_out = True
+            person.opted_out_at = now
+            audit.record(actor, "sms.opted_out", participant=person, reason=source)
+        cancel_pending_texts(person, reason="participant opted out", actor=actor)
+
+
+def opt_in(people: list[Participant], now: datetime) -> None:
+    """Texts allowed again after the participant's START (audited); consent and study status still apply."""
+    for person in people:
+        if person.opted_out:
+            person.opted_out = False
+            person.opted_out_at = None
+            audit.record("participant:sms", "sms.opted_in", participant=person)
+
+
+def opt_back_in_by_coordinator(participant: Participant, now: datetime, actor: str, **details: object):
+    """A coordinator allows texts again for a participant who texted START (the console's checks first).
+
+    Unlike the participant's own START, the time of the opt-out is kept for the record. Returns the
+    audit entry, stamped with `now`.
+    """
+    participant.opted_out = False
+    entry = audit.record(actor, "participant.opted_in", participant=participant, **details)
+    entry.at = now
+    return entry

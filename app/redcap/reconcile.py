@@ -115,11 +115,8 @@ def classify(submission: Submission, side: dict[str, Any]) -> tuple[str, list[st
 
 def requeue_missing(submission: Submission, now: datetime, actor: str) -> None:
     """Queue again a pushed submission REDCap no longer holds (the conflict check still runs first)."""
-    submission.sync_status = "pending"
+    submission.requeue(now)
     submission.pushed_at = None
-    submission.sync_attempts = 0
-    submission.next_attempt_at = now
-    submission.last_error = None
     audit.record(actor, "redcap.reconcile_requeued", visit=submission.visit, submission_id=submission.id)
 
 

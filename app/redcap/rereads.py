@@ -20,6 +20,7 @@ from flask import Flask, current_app
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
+from app.backoff import backoff_ceiling
 from app.extensions import db
 from app.models import Participant, RecordRefresh, utcnow
 from app.redcap.exports import RedcapClientError, RedcapRejected, chunks, export_records, followup_events
@@ -106,7 +107,7 @@ def _due(now: datetime, limit: int) -> list[RecordRefresh]:
 
 
 def _backoff(attempts: int) -> timedelta:
-    return min(MAX_BACKOFF, timedelta(seconds=5 * 2 ** max(0, attempts - 1)))
+    return timedelta(seconds=backoff_ceiling(attempts, 5.0, MAX_BACKOFF.total_seconds()))
 
 
 # ---------------------------------------------------------------- reading and applying

@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from app import audit
 from app.extensions import db
 from app.models import OutboundMessage, Participant, SmsStatusEvent
+from app.participants import lifecycle
 from app.participants.pending_texts import cancel_pending_texts
 
 log = logging.getLogger(__name__)
@@ -166,9 +167,7 @@ def apply_error_effects(msg: OutboundMessage, code: int, now: datetime) -> None:
     if not people:
         return
     if code == 21610:
-        from app.sms.inbound import opt_out
-
-        opt_out(people, now, actor="twilio:21610", source="provider error 21610")
+        lifecycle.opt_out(people, now, actor="twilio:21610", source="provider error 21610")
     elif code in (21211, 30006):
         status = "invalid" if code == 21211 else "unusable"
         mark_phone(people, status, f"Twilio {code}: {ERROR_TEXT[code]}", now)

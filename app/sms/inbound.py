@@ -17,11 +17,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from app import audit
 from app.extensions import db
 from app.models import InboundMessage, OutboundMessage, Participant
+from app.participants import lifecycle
 from app.participants.links import issue_link, link_url
-from app.participants.pending_texts import cancel_pending_texts
 from app.sms.providers import mask_number
 from app.sms.texts import render
 
@@ -82,10 +81,10 @@ def handle_inbound(sid: str, from_: str, to: str, body: str, now: datetime) -> I
         return InboundResult(None, keyword, duplicate=True)
     language = _language(people, body)
     if keyword == "stop":
-        opt_out(people, now, actor="participant:sms", source="replied " + (body or "").strip()[:20])
+        lifecycle.opt_out(people, now, actor="participant:sms", source="replied " + (body or "").strip()[:20])
         reply = render("stop_confirm", language)
     elif keyword == "start":
-        opt_in(people, now)
+        lifecycle.opt_in(people, now)
         reply = render("start_confirm", language)
     elif keyword == "help":
         reply = render("help", language)
@@ -96,25 +95,6 @@ def handle_inbound(sid: str, from_: str, to: str, body: str, now: datetime) -> I
     db.session.commit()
     log.info("inbound %s from %s: %s", sid, mask_number(from_), keyword or "text for coordinators")
     return InboundResult(reply, keyword)
-
-
-def opt_out(people: list[Participant], now: datetime, actor: str, source: str) -> None:
-    """Stop texting these participants (audited; their pending texts are withdrawn)."""
-    for person in people:
-        if not person.opted_out:
-            person.opted_out = True
-            person.opted_out_at = now
-            audit.record(actor, "sms.opted_out", participant=person, reason=source)
-        cancel_pending_texts(person, reason="participant opted out", actor=actor)
-
-
-def opt_in(people: list[Participant], now: datetime) -> None:
-    """Texts allowed again after START (audited); consent and study status still apply."""
-    for person in people:
-        if person.opted_out:
-            person.opted_out = False
-            person.opted_out_at = None
-            audit.record("participant:sms", "sms.opted_in", participant=person)
 
 
 def _answer_other(

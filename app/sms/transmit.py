@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 
+from app.backoff import backoff_ceiling
 from app.extensions import db
 from app.models import OutboundMessage
 from app.sms import ratelimit
@@ -51,7 +52,7 @@ def transmit(msg: OutboundMessage, body: str, provider: SmsProvider, now: dateti
                     db.session.commit()
                     return "sent"
             log.warning("message %s: provider busy (%s), try %d of %d", msg.id, err, attempt + 1, MAX_TRIES)
-            time.sleep(min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt) * (1 + random.random()))
+            time.sleep(backoff_ceiling(attempt + 1, BACKOFF_BASE, BACKOFF_CAP) * (1 + random.random()))
             continue
         record_accepted(msg, accepted, now)
         db.session.commit()

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Select, or_, select, update
 
 from app import audit
+from app.backoff import backoff_ceiling
 from app.extensions import db
 from app.models import Visit
 from app.redcap.client import RedcapClient
@@ -35,7 +36,7 @@ DATETIME_FORMATS = {
 
 def backoff_delay(attempts: int, rng: random.Random | None = None) -> timedelta:
     """Exponential backoff with jitter: 30 s, 60 s, 120 s … capped at an hour, each between half and full."""
-    ceiling = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** max(0, attempts - 1))
+    ceiling = backoff_ceiling(attempts, BACKOFF_BASE_S, BACKOFF_CAP_S)
     return timedelta(seconds=ceiling / 2 + (rng or random).uniform(0, ceiling / 2))
 
 

@@ -24,6 +24,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from app.backoff import backoff_ceiling
 from app.extensions import db
 from app.models import Submission, SystemState, Visit
 from app.redcap.client import (
@@ -183,7 +184,7 @@ def _retrying(ctx: PassContext, call: Callable[[], T]) -> T:
         except RedcapUnavailable:
             if attempt == ctx.attempts_per_pass:
                 raise
-            ctx.sleep(min(4.0, 0.25 * 2**attempt) * random.uniform(0.5, 1.0))
+            ctx.sleep(backoff_ceiling(attempt + 1, 0.25, 4.0) * random.uniform(0.5, 1.0))
     raise AssertionError("unreachable")
 
 

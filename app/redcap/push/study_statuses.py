@@ -35,12 +35,7 @@ def queue_enrollment_status(
         row = RedcapEnrollmentStatusPush(participant_id=participant.id, status=status)
         db.session.add(row)
     row.status = status
-    row.sync_status = "pending"
-    row.sync_attempts = 0
-    row.next_attempt_at = now
-    row.last_error = None
-    row.queued_at = now
-    row.pushed_at = None
+    row.requeue(now)
     return row
 
 

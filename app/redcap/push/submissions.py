@@ -76,10 +76,8 @@ def retry_submission(
     submission: Submission, now: datetime, *, actor: str = "system", reason: str | None = None
 ) -> None:
     """Put a failed (or waiting) push back in the queue, due now; audited. The caller commits."""
-    previous = submission.sync_status
-    submission.sync_status = "pending"
-    submission.sync_attempts = 0
-    submission.next_attempt_at = now
+    previous, previous_error = submission.sync_status, submission.last_error
+    submission.requeue(now)
     audit.record(
         actor,
         "redcap.push_retried",
@@ -87,6 +85,5 @@ def retry_submission(
         reason=reason,
         submission_id=submission.id,
         previous_status=previous,
-        previous_error=(submission.last_error or "")[:300],
+        previous_error=(previous_error or "")[:300],
     )
-    submission.last_error = None

@@ -35,12 +35,7 @@ def queue_status_push(visit: Visit, status: str, now: datetime) -> RedcapStatusP
     if row.status == status and row.sync_status in ("pending", "pushed"):
         return row
     row.status = status
-    row.sync_status = "pending"
-    row.sync_attempts = 0
-    row.next_attempt_at = now
-    row.last_error = None
-    row.queued_at = now
-    row.pushed_at = None
+    row.requeue(now)
     return row
 
 
