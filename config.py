@@ -233,11 +233,22 @@ class Config:
                 "invited_at": "fu_invited_at",
                 "reminders_sent": "fu_reminders_sent",
                 "red_flag": "fu_red_flag",
+                "mode": "fu_mode",
             },
         )
         self.REDCAP_VISIT_STATUS_CODES = env.json(
-            "REDCAP_VISIT_STATUS_CODES", {"completed": "1", "missed": "2", "opted_out": "3", "withdrawn": "4"}
+            "REDCAP_VISIT_STATUS_CODES",
+            {
+                "completed": "1",
+                "missed": "2",
+                "opted_out": "3",
+                "withdrawn": "4",
+                "refused": "5",
+                "callback": "6",
+            },
         )
+        # How the questionnaire was taken (contact field "mode"): online, by phone, in clinic.
+        self.REDCAP_MODE_CODES = env.json("REDCAP_MODE_CODES", {"web": "1", "phone": "2", "clinic": "3"})
         self.REDCAP_FORBIDDEN_FIELDS = env.list("REDCAP_FORBIDDEN_FIELDS", ["randomization_group"])
         self.ROSTER_MAX_AGE_HOURS = env.float("ROSTER_MAX_AGE_HOURS", 6.0, minimum=0.0)
         # Data Entry Trigger: per-client rate, cap on queued re-reads, in-process worker that applies them.
@@ -260,17 +271,27 @@ class Config:
                 "(set TWILIO_* or, to send nothing on purpose, SMS_BACKEND=console)"
             )
         self.SMS_BACKEND = (backend or ("twilio" if has_twilio else "console")).lower()
-        if self.SMS_BACKEND not in {"twilio", "console"}:
-            raise ConfigError(f"SMS_BACKEND: must be 'twilio' or 'console', got {self.SMS_BACKEND!r}")
+        if self.SMS_BACKEND not in {"twilio", "console", "aliyun", "tencent"}:
+            raise ConfigError(
+                f"SMS_BACKEND: must be 'twilio', 'aliyun', 'tencent' or 'console', got {self.SMS_BACKEND!r}"
+            )
         if self.SMS_BACKEND == "twilio":
             for name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"):
                 if not getattr(self, name):
                     raise ConfigError(f"{name}: required when SMS_BACKEND is 'twilio'")
             if not (self.TWILIO_FROM_NUMBER or self.TWILIO_MESSAGING_SERVICE_SID):
                 raise ConfigError("TWILIO_FROM_NUMBER: required (or TWILIO_MESSAGING_SERVICE_SID) for Twilio")
+        self._read_template_backends(env)
         self.SMS_RATE_PER_SECOND = env.float("SMS_RATE_PER_SECOND", 1.0, minimum=0.01)
         self.SMS_MAX_IN_FLIGHT = env.int("SMS_MAX_IN_FLIGHT", 4, minimum=1, maximum=64)
         self.SMS_MANUAL_MIN_INTERVAL_MINUTES = env.int("SMS_MANUAL_MIN_INTERVAL_MINUTES", 60, minimum=0)
+        # What a text's `code` is: "path" = the link token after {PUBLIC_BASE_URL}/s/, "entry" = a short
+        # code typed at {PUBLIC_BASE_URL}/c (app.participants.entry_codes).
+        self.SMS_LINK_MODE = (env.str("SMS_LINK_MODE", "path") or "path").lower()
+        if self.SMS_LINK_MODE not in {"path", "entry"}:
+            raise ConfigError(f"SMS_LINK_MODE: must be 'path' or 'entry', got {self.SMS_LINK_MODE!r}")
+        # Calls to one visit after which the call list stops offering more (app.participants.calls).
+        self.CALL_MAX_ATTEMPTS = env.int("CALL_MAX_ATTEMPTS", 5, minimum=1, maximum=50)
 
         # --- Scheduler ------------------------------------------------------------------
         self.SCHEDULER_SEND_SECONDS = env.int("SCHEDULER_SEND_SECONDS", 30, minimum=1)
@@ -369,6 +390,49 @@ class Config:
         problem = check_text_settings(self)
         if problem:
             raise ConfigError(problem)
+
+    def _read_template_backends(self, env: _Reader) -> None:
+        """Aliyun and Tencent Cloud: credentials, signature, SMS_TEMPLATES and the callback secret."""
+        from app.sms.kinds import check_templates
+
+        self.SMS_TEMPLATES = env.json("SMS_TEMPLATES", {})
+        self.SMS_CALLBACK_SECRET = env.str("SMS_CALLBACK_SECRET")
+        self.ALIYUN_ACCESS_KEY_ID = env.str("ALIYUN_ACCESS_KEY_ID")
+        self.ALIYUN_ACCESS_KEY_SECRET = env.str("ALIYUN_ACCESS_KEY_SECRET")
+        self.ALIYUN_SMS_SIGN_NAME = env.str("ALIYUN_SMS_SIGN_NAME")
+        self.ALIYUN_SMS_ENDPOINT = (
+            env.str("ALIYUN_SMS_ENDPOINT", "https://dysmsapi.aliyuncs.com") or ""
+        ).rstrip("/")
+        self.ALIYUN_SMS_TIMEOUT = env.float("ALIYUN_SMS_TIMEOUT", 15.0, minimum=0.1)
+        self.TENCENT_SECRET_ID = env.str("TENCENT_SECRET_ID")
+        self.TENCENT_SECRET_KEY = env.str("TENCENT_SECRET_KEY")
+        self.TENCENT_SMS_SDK_APP_ID = env.str("TENCENT_SMS_SDK_APP_ID")
+        self.TENCENT_SMS_SIGN_NAME = env.str("TENCENT_SMS_SIGN_NAME")
+        self.TENCENT_SMS_REGION = env.str("TENCENT_SMS_REGION", "ap-guangzhou")
+        self.TENCENT_SMS_ENDPOINT = (
+            env.str("TENCENT_SMS_ENDPOINT", "https://sms.tencentcloudapi.com") or ""
+        ).rstrip("/")
+        self.TENCENT_SMS_TIMEOUT = env.float("TENCENT_SMS_TIMEOUT", 15.0, minimum=0.1)
+        problem = check_templates(self.SMS_BACKEND, self.SMS_TEMPLATES)
+        if problem:
+            raise ConfigError(problem)
+        required = {
+            "aliyun": ("ALIYUN_ACCESS_KEY_ID", "ALIYUN_ACCESS_KEY_SECRET", "ALIYUN_SMS_SIGN_NAME"),
+            "tencent": (
+                "TENCENT_SECRET_ID",
+                "TENCENT_SECRET_KEY",
+                "TENCENT_SMS_SDK_APP_ID",
+                "TENCENT_SMS_SIGN_NAME",
+            ),
+        }.get(self.SMS_BACKEND, ())
+        for name in (*required, "SMS_CALLBACK_SECRET") if required else ():
+            if not getattr(self, name):
+                raise ConfigError(f"{name}: required when SMS_BACKEND is {self.SMS_BACKEND!r}")
+        for name in ("ALIYUN_SMS_ENDPOINT", "TENCENT_SMS_ENDPOINT"):
+            if not str(getattr(self, name)).startswith(("http://", "https://")):
+                raise ConfigError(
+                    f"{name}: must be a scheme and host, e.g. https://host, got {getattr(self, name)!r}"
+                )
 
     def ensure_secret_key(self) -> None:
         """Development only: keep a generated secret in the instance folder, so sessions survive restarts."""

@@ -39,6 +39,7 @@ def create_app(config: Config | str | None = None) -> Flask:
     register_blueprints(app)
     register_errorhandlers(app)
     register_commands(app)
+    register_send_checks()
     return app
 
 
@@ -105,6 +106,7 @@ def register_security(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     """One blueprint per audience: participants, coordinators, SMS provider, health checks."""
     from app.console import bp as console_bp
+    from app.console.calls import bp as calls_bp
     from app.health import bp as health_bp
     from app.patient import bp as patient_bp
     from app.webhooks import bp as webhooks_bp
@@ -112,6 +114,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(health_bp)
     app.register_blueprint(patient_bp)
     app.register_blueprint(console_bp)
+    app.register_blueprint(calls_bp)  # the call list and the phone questionnaire (its own url prefix)
     app.register_blueprint(webhooks_bp)
 
 
@@ -120,6 +123,14 @@ def register_errorhandlers(app: Flask) -> None:
     from app.errors import register
 
     register(app)
+
+
+def register_send_checks() -> None:
+    """Send-time rules from other areas, by name: no planned reminder to someone reached by phone."""
+    from app.participants.calls import call_send_check
+    from app.sms.checks import register_send_check
+
+    register_send_check(call_send_check)
 
 
 def register_commands(app: Flask) -> None:

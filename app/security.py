@@ -51,7 +51,15 @@ _READ_SIZE = 64 * 1024
 
 
 def refuse_oversized_body() -> None:
-    """413 as soon as a body exceeds MAX_CONTENT_LENGTH, declared or chunked, whatever the route does."""
+    """413 as soon as a body exceeds MAX_CONTENT_LENGTH, declared or chunked, whatever the route does.
+
+    A view may name a larger bound of its own (`view.max_content_length`, e.g. an SMS provider's
+    batch push of thousands of receipts); it applies to that route only.
+    """
+    view = current_app.view_functions.get(request.endpoint or "")
+    own = getattr(view, "max_content_length", None)
+    if own:
+        request.max_content_length = own
     limit = request.max_content_length
     if limit is None:
         return

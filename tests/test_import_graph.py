@@ -1,6 +1,7 @@
 """The import graph of app/ and scheduler/ has no cycles, and every module imports on its own.
 
-A lazy import inside a function is still an edge: it is parsed like any other.
+A lazy import inside a function is still an edge: it is parsed like any other. Imports under
+`if TYPE_CHECKING:` are left out: they exist for annotations only and never run.
 """
 
 from __future__ import annotations
@@ -42,7 +43,15 @@ def imports_of(module: str, path: Path, modules: dict[str, Path]) -> set[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
     is_package = path.name == "__init__.py"
     found: set[str] = set()
+    type_only = {
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and getattr(node.test, "id", getattr(node.test, "attr", None)) == "TYPE_CHECKING"
+        for inner in ast.walk(node)
+    }
     for node in ast.walk(tree):
+        if id(node) in type_only:  # annotations only: never imported at run time
+            continue
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):

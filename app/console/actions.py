@@ -309,10 +309,14 @@ def start_message_after_opt_out(participant: Participant) -> InboundMessage | No
 
 
 def opt_back_in(participant: Participant, now: datetime, actor: str, reason: str) -> None:
-    """Allow texts again, only for a participant who opted out and has since texted START."""
+    """Allow texts again, only for a participant who opted out and has since texted START, or whose
+    opt-out a coordinator recorded (the participant asked the team; they ask it again to undo it)."""
     if not participant.opted_out:
         raise ActionRefused(_("Participant %(id)s is not opted out.", id=participant.record_id))
     start = start_message_after_opt_out(participant)
+    if start is None and participant.opted_out_via == "coordinator":
+        lifecycle.opt_in(participant, now, source="coordinator", actor=actor, detail=reason)
+        return
     if start is None:
         raise ActionRefused(
             _(
@@ -321,6 +325,14 @@ def opt_back_in(participant: Participant, now: datetime, actor: str, reason: str
                 id=participant.record_id,
             )
         )
-    lifecycle.opt_back_in_by_coordinator(
-        participant, now, actor, reason=reason, inbound_message_id=start.id
+    lifecycle.opt_in(
+        participant, now, source="coordinator", actor=actor, detail=reason, inbound_message_id=start.id
     )
+
+
+def opt_out_of_texts(participant: Participant, now: datetime, actor: str, reason: str) -> None:
+    """Stop texting a participant who asked the study team (by phone, in clinic): the same opt-out as a
+    STOP reply or the web page, recorded as arriving through a coordinator."""
+    if participant.opted_out:
+        raise ActionRefused(_("Participant %(id)s is already opted out.", id=participant.record_id))
+    lifecycle.opt_out(participant, now, source="coordinator", actor=actor, detail=reason)

@@ -15,7 +15,7 @@ from datetime import date
 from sqlalchemy import Select, func, select
 
 from app.extensions import db
-from app.models import OutboundMessage, Participant, Visit
+from app.models import CallAttempt, OutboundMessage, Participant, Visit
 
 SENT_STATES = ("queued", "sent", "delivered", "undelivered", "failed")
 COLUMNS = [
@@ -28,6 +28,8 @@ COLUMNS = [
     "completed_via",
     "completed_at",
     "reminders_sent",
+    "call_attempts",
+    "last_call_outcome",
 ]
 ADMIN_COLUMNS = ["phone"]
 
@@ -52,9 +54,23 @@ def _texts_sent():
     )
 
 
+def _calls():
+    attempts = (
+        select(func.count(CallAttempt.id)).where(CallAttempt.visit_id == Visit.id).scalar_subquery()
+    )
+    last = (
+        select(CallAttempt.outcome)
+        .where(CallAttempt.visit_id == Visit.id)
+        .order_by(CallAttempt.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    return attempts.label("call_attempts"), last.label("last_call_outcome")
+
+
 def visit_query(filters: VisitFilters) -> Select:
-    """Visits with their participant and texts sent, filtered, ordered by record id then window."""
-    query = select(Visit, Participant, _texts_sent()).join(
+    """Visits with their participant, texts sent and calls, filtered, ordered by record id then window."""
+    query = select(Visit, Participant, _texts_sent(), *_calls()).join(
         Participant, Visit.participant_id == Participant.id
     )
     if filters.record_id:
@@ -83,7 +99,7 @@ def csv_rows(filters: VisitFilters, include_phone: bool, batch: int = 1000) -> I
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(COLUMNS + (ADMIN_COLUMNS if include_phone else []))
     result = db.session.execute(visit_query(filters).execution_options(yield_per=batch))
-    for n, (visit, participant, texts_sent) in enumerate(result, start=1):
+    for n, (visit, participant, texts_sent, attempts, last_outcome) in enumerate(result, start=1):
         row = [
             participant.record_id,
             visit.visit_key,
@@ -94,6 +110,8 @@ def csv_rows(filters: VisitFilters, include_phone: bool, batch: int = 1000) -> I
             visit.completed_via or "",
             visit.completed_at.isoformat() if visit.completed_at else "",
             max(texts_sent or 0, visit.reminders_sent or 0),
+            attempts or 0,
+            last_outcome or "",
         ]
         cells = [_cell(v) for v in row]
         if include_phone:

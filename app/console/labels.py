@@ -38,6 +38,14 @@ STATUS_LABELS = {
     "opted_out": _l("opted out"),
 }
 
+# How an opt-out arrived (Participant.opted_out_via).
+OPT_OUT_SOURCE_LABELS = {
+    "reply": _l("reply"),
+    "web": _l("web"),
+    "coordinator": _l("coordinator"),
+    "provider": _l("provider"),
+}
+
 
 # VISIT_PLAN keys as people say them, e.g. "week_4" -> "Week 4" / "第4周"; the key stays in URLs and exports.
 _VISIT_KEY = re.compile(r"^(week|month|day)_(\d+)$")
@@ -65,6 +73,13 @@ def status_label(status: str | None) -> str:
     return str(STATUS_LABELS.get(status, status))
 
 
+def opt_out_source_label(source: str | None) -> str:
+    """How an opt-out arrived, translated: reply, web, coordinator or provider."""
+    if source is None:
+        return "—"
+    return str(OPT_OUT_SOURCE_LABELS.get(source, source))
+
+
 def current_locale() -> str:
     return str(get_locale() or "en")
 
@@ -90,6 +105,10 @@ def install(app: Flask) -> None:
     from app.models import utcnow
 
     app.jinja_env.globals.update(
-        status_label=status_label, visit_label=visit_label, current_locale=current_locale, now_utc=utcnow
+        status_label=status_label,
+        visit_label=visit_label,
+        opt_out_source_label=opt_out_source_label,
+        current_locale=current_locale,
+        now_utc=utcnow,
     )
     app.jinja_env.filters.update(local=local_time, actor=actor_name)

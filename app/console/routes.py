@@ -13,6 +13,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    stream_with_context,
     url_for,
 )
 from flask_babel import get_locale
@@ -147,11 +148,10 @@ def visits():
 def visits_csv():
     _form, filters = _filters()
     include_phone = current_user.can("admin")
-    # Built in memory: a study's visit table is a few thousand rows, and a streamed body would
-    # outlive the request's database session.
-    body = "".join(csv_rows(filters, include_phone))
+    # Streamed a chunk of rows at a time; stream_with_context keeps the request (and its database
+    # session) alive until the last chunk is sent.
     return Response(
-        body,
+        stream_with_context(csv_rows(filters, include_phone)),
         mimetype="text/csv",
         headers={
             "Content-Disposition": "attachment; filename=visit-status.csv",
@@ -344,6 +344,16 @@ def death(participant_id: int):
             "Death recorded; visits and texts cancelled. The death is queued for REDCap's enrollment "
             "form (REDCap stays the system of record)."
         ),
+    )
+
+
+@bp.post("/participants/<int:participant_id>/opt-out")
+@require_role("coordinator")
+def opt_out(participant_id: int):
+    return _participant_action(
+        participant_id,
+        lambda p, reason: actions.opt_out_of_texts(p, utcnow(), _actor(), reason),
+        _("Participant opted out of texts; their unsent texts are cancelled."),
     )
 
 

@@ -44,6 +44,8 @@ class WorkItem:
 class WorkList:
     items: list[WorkItem]
     truncated: list[str]  # kinds that had more rows than SOURCE_LIMIT
+    # Service-wide problems shown above the rows (e.g. SMS sending stopped by a provider error).
+    alerts: list[str] = field(default_factory=list)
 
 
 Source = Callable[[datetime, int], list[WorkItem]]
@@ -73,7 +75,15 @@ def build_worklist(now: datetime, limit: int = SOURCE_LIMIT) -> WorkList:
             rows = rows[:limit]
         items.extend(rows)
     items.sort(key=lambda item: (item.rank, item.sort_key))
-    return WorkList(items=items, truncated=truncated)
+    return WorkList(items=items, truncated=truncated, alerts=service_alerts())
+
+
+def service_alerts() -> list[str]:
+    """Problems that stop work for everyone, not one participant: today, SMS sending halted."""
+    from app.sms.carriers import halt_reason
+
+    reason = halt_reason()
+    return [reason] if reason else []
 
 
 def _has_live_visit():

@@ -46,6 +46,13 @@ def health_report(config: Any, now: datetime | None = None) -> dict[str, Any]:
     report["redcap_push_backlog"] = db.session.scalar(
         select(func.count()).select_from(Submission).where(Submission.sync_status == "pending")
     )
+    from app.sms.carriers import halt_reason
+
+    halted = halt_reason()
+    report["sms_sending"] = "halted" if halted else "ok"
+    if halted:
+        report["ok"] = False
+        report["sms_halt_reason"] = halted
     last_error = _state_time(REDCAP_ERROR_KEY)
     report["redcap_last_error_at"] = last_error.isoformat() if last_error else None
     return report

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
@@ -54,6 +54,9 @@ class OutboundMessage(db.Model):
     to_e164: Mapped[str | None] = mapped_column(String(20))
     language: Mapped[str] = mapped_column(String(5), default="en")
     template: Mapped[str] = mapped_column(String(50), default="reminder")
+    # The kind's template parameters as sent (app.sms.message; personal codes redacted), or coalesced
+    # alerts' record ids before sending.
+    params: Mapped[dict | None] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(20), default="pending")
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # The visit's schedule_version when planned: a reschedule makes older rows stale.
@@ -63,7 +66,7 @@ class OutboundMessage(db.Model):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     provider_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
     segments: Mapped[int | None] = mapped_column()
-    error_code: Mapped[str | None] = mapped_column(String(20))
+    error_code: Mapped[str | None] = mapped_column(String(64))  # Twilio 21211, Tencent FailedOperation.…
     error_message: Mapped[str | None] = mapped_column(String(500))
     attempts: Mapped[int] = mapped_column(default=0)
     created_by: Mapped[str | None] = mapped_column(String(200))

@@ -29,6 +29,8 @@ LANGUAGES = ("en", "zh")
 PHONE_STATUSES = ("ok", "missing", "invalid", "unusable")
 # Who set `status` last: a roster row from REDCap, or a coordinator's console action (withdrawal, death).
 STATUS_SOURCES = ("redcap", "console")
+# How an SMS opt-out arrived: a STOP/TD reply, the web page's button, a coordinator, or a provider's code.
+OPT_OUT_SOURCES = ("reply", "web", "coordinator", "provider")
 
 
 class Participant(db.Model):
@@ -44,6 +46,7 @@ class Participant(db.Model):
         CheckConstraint(f"language IN {LANGUAGES!r}", name="language_known"),
         CheckConstraint(f"phone_status IN {PHONE_STATUSES!r}", name="phone_status_known"),
         CheckConstraint(f"status_source IN {STATUS_SOURCES!r}", name="status_source_known"),
+        CheckConstraint(f"opted_out_via IN {OPT_OUT_SOURCES!r}", name="opted_out_via_known"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -60,6 +63,7 @@ class Participant(db.Model):
     status_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     opted_out: Mapped[bool] = mapped_column(default=False)
     opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    opted_out_via: Mapped[str | None] = mapped_column(String(20))  # one of OPT_OUT_SOURCES while opted out
     anchor_date: Mapped[date] = mapped_column(Date)
     enrolled_on: Mapped[date | None] = mapped_column(Date)
     roster_hash: Mapped[str | None] = mapped_column(String(64))
@@ -75,7 +79,7 @@ class Participant(db.Model):
         if self.status != "active":
             return f"status {self.status}"
         if self.opted_out:
-            return "opted out by SMS"
+            return f"opted out of texts (via {self.opted_out_via or 'reply'})"
         if not self.sms_consent:
             return "no SMS consent"
         if self.phone_status != "ok" or not self.phone_e164:

@@ -15,7 +15,8 @@ from app.extensions import db
 from app.models.push_row import PushRow
 from app.models.types import UTCDateTime, utcnow
 
-PUSHED_VISIT_STATUSES = ("completed", "missed", "opted_out", "withdrawn")
+# "refused" and "callback" come from a coordinator's call (app.participants.calls); "callback" is interim.
+PUSHED_VISIT_STATUSES = ("completed", "missed", "opted_out", "withdrawn", "refused", "callback")
 STATUS_PUSH_STATES = ("pending", "pushed", "failed")
 PUSHED_STUDY_STATUSES = ("withdrawn", "deceased")
 

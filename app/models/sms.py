@@ -41,6 +41,6 @@ class SmsStatusEvent(db.Model):
     provider_sid: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(20))
     # "" when the callback carried no code: NULLs never collide in a unique key, so they would not dedupe.
-    error_code: Mapped[str] = mapped_column(String(20), default="", server_default="")
+    error_code: Mapped[str] = mapped_column(String(64), default="", server_default="")
     applied: Mapped[bool] = mapped_column(default=False)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,4 +1,4 @@
-"""Questionnaire definitions from REDCap, personal links, and accepted submissions."""
+"""Questionnaire definitions from REDCap, personal links and entry codes, and accepted submissions."""
 
 from __future__ import annotations
 
@@ -40,6 +40,26 @@ class SurveyLink(db.Model):
     valid_from: Mapped[datetime] = mapped_column(UTCDateTime)
     valid_until: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    visit = relationship("Visit")
+
+
+class EntryCode(db.Model):
+    """A short personal code typed at `/c` (SMS_LINK_MODE=entry), bound to one visit.
+
+    Only a keyed hash of the code is stored (see app.participants.entry_codes); the code lives in the SMS.
+    The hash is unique, so no two codes ever issued collide, open visits included.
+    """
+
+    __tablename__ = "entry_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    visit_id: Mapped[int] = mapped_column(ForeignKey("visits.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    valid_from: Mapped[datetime] = mapped_column(UTCDateTime)
+    valid_until: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

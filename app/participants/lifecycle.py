@@ -1,4 +1,4 @@
-"""Ending a participation: the one function the console and REDCap's roster both call."""
+"""A participation's course: ending it (console and roster), and SMS opt-out and opt-in (every channel)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Literal
 
 from app import audit
 from app.models import ENDED_STATUSES, Participant
+from app.models.participant import OPT_OUT_SOURCES
 from app.participants.links import revoke_links
 from app.participants.pending_texts import cancel_pending_texts
 from app.participants.visits import cancel_visit
@@ -14,13 +15,15 @@ from app.redcap.push.study_statuses import queue_enrollment_status
 from app.redcap.push.visit_statuses import queue_status_push
 
 Source = Literal["console", "redcap"]
+OptOutSource = Literal["reply", "web", "coordinator", "provider"]
 
 __all__ = [
     "ENDED_STATUSES",
+    "OPT_OUT_SOURCES",
+    "OptOutSource",
     "Source",
     "cancel_pending_texts",
     "end_participation",
-    "opt_back_in_by_coordinator",
     "opt_in",
     "opt_out",
 ]
@@ -94,32 +97,67 @@ def end_participation(
     return cancelled
 
 
-def opt_out(people: list[Participant], now: datetime, actor: str, source: str) -> None:
-    """Stop texting these participants (STOP, or the provider's 21610): audited, pending texts withdrawn."""
-    for person in people:
-        if not person.opted_out:
-            person.opted_out = True
-            person.opted_out_at = now
-            audit.record(actor, "sms.opted_out", participant=person, reason=source)
-        cancel_pending_texts(person, reason="participant opted out", actor=actor)
+def opt_out(
+    participant: Participant,
+    now: datetime,
+    *,
+    source: OptOutSource,
+    actor: str,
+    detail: str | None = None,
+) -> bool:
+    """Stop texting the participant, however they asked: a STOP/TD reply, the web page, a coordinator
+    told by phone, or a provider's opt-out code. The one implementation every channel calls.
 
+    - `opted_out` set, `opted_out_at` = `now`, `opted_out_via` = `source` (a repeat keeps the first);
+    - one audit entry `sms.opted_out` (reason `detail`, e.g. the reply's word; `source` in its detail);
+    - every unsent text to the participant withdrawn (`cancel_pending_texts`, audited `sms.cancelled`),
+      on a repeat too, so a text queued in between is caught.
 
-def opt_in(people: list[Participant], now: datetime) -> None:
-    """Texts allowed again after the participant's START (audited); consent and study status still apply."""
-    for person in people:
-        if person.opted_out:
-            person.opted_out = False
-            person.opted_out_at = None
-            audit.record("participant:sms", "sms.opted_in", participant=person)
-
-
-def opt_back_in_by_coordinator(participant: Participant, now: datetime, actor: str, **details: object):
-    """A coordinator allows texts again for a participant who texted START (the console's checks first).
-
-    Unlike the participant's own START, the time of the opt-out is kept for the record. Returns the
-    audit entry, stamped with `now`.
+    REDCap hears of it through the visit-status push: a visit missed while opted out is pushed as
+    `opted_out` (`app.redcap.push.queue`). Consent and study status are untouched. Adds to the session; the
+    caller commits. Returns whether the participant was opted in before.
     """
+    if source not in OPT_OUT_SOURCES:
+        raise ValueError(f"unknown opt-out source {source!r} (one of {', '.join(OPT_OUT_SOURCES)})")
+    changed = not participant.opted_out
+    if changed:
+        participant.opted_out = True
+        participant.opted_out_at = now
+        participant.opted_out_via = source
+        entry = audit.record(actor, "sms.opted_out", participant=participant, reason=detail, source=source)
+        entry.at = now
+    cancel_pending_texts(participant, reason="participant opted out", actor=actor)
+    return changed
+
+
+def opt_in(
+    participant: Participant,
+    now: datetime,
+    *,
+    source: OptOutSource,
+    actor: str,
+    detail: str | None = None,
+    **audit_detail: object,
+) -> bool:
+    """Allow texts again (START reply, the web page's "Restart text reminders", or a coordinator after the
+    participant asked); audited `sms.opted_in`. Consent and study status still apply. Adds to the session;
+    the caller commits. Returns whether the participant was opted out before."""
+    if source not in OPT_OUT_SOURCES:
+        raise ValueError(f"unknown opt-in source {source!r} (one of {', '.join(OPT_OUT_SOURCES)})")
+    if not participant.opted_out:
+        return False
+    previous = participant.opted_out_via
     participant.opted_out = False
-    entry = audit.record(actor, "participant.opted_in", participant=participant, **details)
+    participant.opted_out_at = None
+    participant.opted_out_via = None
+    entry = audit.record(
+        actor,
+        "sms.opted_in",
+        participant=participant,
+        reason=detail,
+        source=source,
+        opted_out_via=previous,
+        **audit_detail,
+    )
     entry.at = now
-    return entry
+    return True

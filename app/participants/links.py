@@ -16,7 +16,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import SurveyLink, Visit
+from app.models import EntryCode, SurveyLink, Visit
 
 TOKEN_BYTES = 16  # 128 bits; base64url gives 22 characters, short enough for a 2-segment SMS
 
@@ -69,10 +69,16 @@ def usable_link(token: str, now: datetime) -> SurveyLink | None:
 
 
 def revoke_links(visit: Visit, now: datetime) -> int:
-    """Revoke every live link of a visit (e.g. after a new phone number); returns how many."""
+    """Revoke every live link of a visit, and its entry codes (e.g. after a new phone number); returns how
+    many links."""
     links = db.session.scalars(
         select(SurveyLink).where(SurveyLink.visit_id == visit.id, SurveyLink.revoked_at.is_(None))
     ).all()
     for link in links:
         link.revoked_at = now
+    codes = db.session.scalars(
+        select(EntryCode).where(EntryCode.visit_id == visit.id, EntryCode.revoked_at.is_(None))
+    ).all()
+    for code in codes:
+        code.revoked_at = now
     return len(links)

@@ -59,6 +59,7 @@ class LinkContext:
     visit: Visit | None = None  # held so the link's many-to-one finds it in the identity map
     version_id: int | None = None  # the questionnaire's current stored version, read in the same query
     version_hash: str | None = None
+    opted_out: bool = False  # the participant stopped text reminders (the page offers to restart them)
 
 
 _COLUMNS = (
@@ -74,6 +75,7 @@ _COLUMNS = (
     Participant.language,
     Participant.timezone,
     Participant.status.label("participant_status"),
+    Participant.opted_out,
 )
 
 
@@ -125,6 +127,7 @@ def resolve(token: str, now: datetime, posting: bool = False) -> LinkContext:
         row[-1] if posting else None,
         row.current_version_id,
         row.current_version_hash,
+        bool(row.opted_out),
     )
     if row.revoked_at is not None or not (row.valid_from <= now < row.valid_until):
         return ctx
@@ -202,6 +205,7 @@ def logic_json(definition: InstrumentDef) -> Markup:
 
 
 CSRF_SLOT = "\x00csrf\x00"  # stands for the per-session CSRF token in a cached blank page
+REMINDERS_SLOT = "\x00reminders\x00"  # stands for the participant's stop/restart texts block
 
 
 def blank_page_html(definition: InstrumentDef, lang: str, today: date, render) -> str:

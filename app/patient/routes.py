@@ -7,13 +7,13 @@ import time
 from flask import current_app, g, render_template, request
 from flask_babel import gettext as _
 from flask_babel import refresh
-from flask_wtf.csrf import CSRFError, generate_csrf
+from flask_wtf.csrf import generate_csrf
 from markupsafe import escape
 from werkzeug.exceptions import TooManyRequests
 
 from app.extensions import limiter
 from app.models import utcnow
-from app.patient import flow, guessing
+from app.patient import flow, guessing, optout
 from app.patient.blueprint import bp
 from app.questionnaire.form_builder import UNANSWERED
 from app.questionnaire.translations import instrument_label
@@ -38,7 +38,14 @@ def _invalid_counted():
     return _invalid() if guessing.count_failure() else _too_many()
 
 
-def _render_form(page: flow.Page, definition, expired: bool = False, csrf_value: str | None = None) -> str:
+def _render_form(
+    page: flow.Page,
+    definition,
+    expired: bool = False,
+    csrf_value: str | None = None,
+    token: str | None = None,
+    opted_out: bool = False,
+) -> str:
     return render_template(
         "patient/questionnaire.html",
         title=instrument_label(definition.name, g.locale, default=_("Follow-up questionnaire")),
@@ -47,15 +54,29 @@ def _render_form(page: flow.Page, definition, expired: bool = False, csrf_value:
         unanswered_name=UNANSWERED,
         session_expired=expired,
         csrf_value=csrf_value,
+        token=token,
+        opted_out=opted_out,
+        reminders_slot=flow.REMINDERS_SLOT if token is None else None,
     )
 
 
-def _blank_form(definition, today) -> str:
-    """The blank page from the per-app cache, with this session's CSRF token put in."""
+def _blank_form(definition, today, token: str, ctx: flow.LinkContext) -> str:
+    """The blank page from the per-app cache, with this session's CSRF token and the participant's
+    stop/restart texts block put in."""
     html = flow.blank_page_html(
-        definition, g.locale, today, lambda page: _render_form(page, definition, csrf_value=flow.CSRF_SLOT)
+        definition,
+        g.locale,
+        today,
+        lambda page: _render_form(page, definition, csrf_value=flow.CSRF_SLOT),
     )
-    return html.replace(flow.CSRF_SLOT, str(escape(generate_csrf())), 1)
+    html = html.replace(flow.CSRF_SLOT, str(escape(generate_csrf())), 1)
+    return html.replace(flow.REMINDERS_SLOT, optout.block(token, ctx.opted_out), 1)
+
+
+def _answered(template: str, token: str, ctx: flow.LinkContext, red_flag: bool) -> tuple[str, int]:
+    """The thank-you or already-received page; this session may still stop or restart texts."""
+    optout.remember_answered(ctx.link_id)
+    return _message(template, 200, red_flag=red_flag, token=token, opted_out=ctx.opted_out)
 
 
 @bp.route("/s/<token>", methods=["GET", "POST"])
@@ -68,24 +89,23 @@ def questionnaire(token: str):
     if ctx.state == flow.INVALID:
         return _invalid_counted()
     if ctx.state == flow.RECEIVED:
-        return _message("received", 200, red_flag=flow.visit_red_flag(ctx))
+        return _answered("received", token, ctx, flow.visit_red_flag(ctx))
     definition = flow.instrument(ctx)
     if definition is None:
         return _message("unavailable", 503)
     if request.method == "GET":
-        return _blank_form(definition, flow.local_today(ctx, now))
+        return _blank_form(definition, flow.local_today(ctx, now), token, ctx)
     page = flow.submit(ctx, definition, request.form, g.locale, now)
     if page.outcome is None:
-        return _render_form(page, definition)
+        return _render_form(page, definition, token=token, opted_out=ctx.opted_out)
     if not page.outcome.accepted:
-        return _message("received", 200, red_flag=flow.visit_red_flag(ctx))
-    return _message("thanks", 200, red_flag=page.outcome.red_flag)
+        return _answered("received", token, ctx, flow.visit_red_flag(ctx))
+    return _answered("thanks", token, ctx, page.outcome.red_flag)
 
 
-@bp.errorhandler(CSRFError)
-def csrf_failed(exc: CSRFError):
-    """An expired or missing CSRF token: show the answers again with a fresh token, store nothing."""
-    token = (request.view_args or {}).get("token", "")
+def csrf_retry(token: str):
+    """A questionnaire POST with an expired or missing CSRF token: the answers again with a fresh token,
+    nothing stored (`app.patient.csrf` dispatches here)."""
     now = utcnow()
     ctx = flow.resolve(token, now, posting=True)
     _use_language(flow.choose_language(ctx, request.args.get("lang")))
@@ -95,7 +115,8 @@ def csrf_failed(exc: CSRFError):
     if definition is None:
         return _message("unavailable", 503)
     form = flow.QuestionnaireForm(definition, g.locale, request.form, flow.local_today(ctx, now))
-    return _render_form(flow.Page(form, form.questions()), definition, expired=True), 400
+    page = flow.Page(form, form.questions())
+    return _render_form(page, definition, expired=True, token=token, opted_out=ctx.opted_out), 400
 
 
 def _too_many() -> tuple[str, int]:

@@ -7,8 +7,7 @@ from datetime import datetime
 from flask import current_app
 
 from app.models import OutboundMessage
-from app.participants.links import issue_link, link_url
-from app.sms.texts import LINK_TEMPLATES, render
+from app.sms.message import compose
 
 
 def status_callback_url() -> str | None:
@@ -20,10 +19,4 @@ def status_callback_url() -> str | None:
 
 def build_body(msg: OutboundMessage, now: datetime) -> str:
     """The text for `msg`; link texts get a fresh personal link (its hash is stored, never the token)."""
-    params: dict[str, str] = {}
-    if msg.template in LINK_TEMPLATES:
-        params["link"] = link_url(issue_link(msg.visit, now))
-        params["visit_key"] = msg.visit.visit_key
-    if msg.template == "redflag_alert":
-        params["record"] = msg.participant.record_id if msg.participant else "?"
-    return render(msg.template, msg.language, **params)
+    return compose(msg, now).body

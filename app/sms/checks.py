@@ -7,18 +7,36 @@ visit may be done. Each check answers send, skip (with a reason kept on the row)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import current_app
+from sqlalchemy import func, select
 
+from app.extensions import db
 from app.models import OutboundMessage, Participant, Visit
 from app.models.messaging import LINK_KINDS, PARTICIPANT_KINDS
 from app.redcap.freshness import freshness_check
 from app.schedule import SendWindow, next_send_moment
+from app.schedule.engine import local_midnight
 from app.sms.decisions import SEND, Decision
 
 MANUAL_MAX_DELAY = timedelta(hours=1)
+
+
+SendCheck = Callable[[OutboundMessage, Participant | None, Visit | None, datetime], Decision | None]
+_extra_checks: list[SendCheck] = []
+
+
+def register_send_check(check: SendCheck) -> None:
+    """Add a check run just before each participant-facing text, after the freshness check.
+
+    Registered by name in `create_app` (e.g. `app.participants.calls.call_send_check`). A check returns
+    None to let the text go, Decision("skip", reason) to drop it, or Decision("defer", reason, until).
+    """
+    if check not in _extra_checks:
+        _extra_checks.append(check)
 
 
 def _window() -> SendWindow:
@@ -64,7 +82,41 @@ def decide(
             if visit is not None and until >= visit.closes_at:
                 return Decision("skip", "stale: no send window left before the visit closes")
             return Decision("defer", "outside the local send window", until)
+    if msg.kind == "reminder":
+        decision = one_a_day(msg, participant, visit, now)
+        if decision is not None:
+            return decision
     decision = freshness_check(msg, participant, visit, now)  # stale REDCap facts: re-read first
     if decision is not None and decision.action != "send":
         return decision
+    for check in _extra_checks:
+        decision = check(msg, participant, visit, now)
+        if decision is not None and decision.action != "send":
+            return decision
     return SEND
+
+
+def one_a_day(
+    msg: OutboundMessage, participant: Participant, visit: Visit | None, now: datetime
+) -> Decision | None:
+    """At most one text a local day from the reminder plan (China's carriers punish more): wait a day."""
+    zone = ZoneInfo(participant.timezone)
+    today = now.astimezone(zone).date()
+    start = local_midnight(today, zone)
+    sent_today = db.session.scalar(
+        select(func.count())
+        .select_from(OutboundMessage)
+        .where(
+            OutboundMessage.participant_id == participant.id,
+            OutboundMessage.kind == "reminder",
+            OutboundMessage.id != msg.id,
+            OutboundMessage.sent_at >= start,
+            OutboundMessage.sent_at <= now,
+        )
+    )
+    if not sent_today:
+        return None
+    until = next_send_moment(local_midnight(today + timedelta(days=1), zone), zone, _window())
+    if visit is not None and until >= visit.closes_at:
+        return Decision("skip", "stale: already texted today and no later day before the visit closes")
+    return Decision("defer", "one reminder a day: already texted today", until)

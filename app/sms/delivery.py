@@ -5,11 +5,13 @@ number) and 30006 (landline) mark the number unusable; 30003 / 30005 (unreachabl
 handset) are tolerated once — the next reminder slot tries again — and a second one in a row
 flags the number for coordinators. Callbacks may arrive out of order or before we recorded the
 SID; every distinct one is kept (a replayed callback is stored once), and statuses only move forward.
+Aliyun and Tencent codes are strings ("isv.MOBILE_NUMBER_ILLEGAL"); they map onto the same effects.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
@@ -17,7 +19,6 @@ from sqlalchemy import select, update
 from app import audit
 from app.extensions import db
 from app.models import OutboundMessage, Participant, SmsStatusEvent
-from app.participants import lifecycle
 from app.participants.pending_texts import cancel_pending_texts
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,28 @@ ERROR_TEXT = {
     30006: "landline or unreachable carrier",
 }
 UNREACHABLE = (30003, 30005)
+# Provider codes (Twilio numbers, Aliyun/Tencent strings) by effect on the participant's number.
+NUMBER_INVALID = frozenset({21211, "isv.MOBILE_NUMBER_ILLEGAL", "InvalidParameterValue.IncorrectPhoneNumber"})
+NUMBER_UNUSABLE = frozenset({30006})
+UNSUBSCRIBED = frozenset({21610, "FailedOperation.PhoneNumberInBlacklist"})
+ERROR_TEXT.update(
+    {
+        "isv.MOBILE_NUMBER_ILLEGAL": "invalid mobile number",
+        "InvalidParameterValue.IncorrectPhoneNumber": "invalid mobile number",
+        "FailedOperation.PhoneNumberInBlacklist": "number on the provider's blacklist (unsubscribed)",
+    }
+)
+_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$")
+
+
+def error_code_value(raw: str | int | None) -> int | str | None:
+    """A provider error code as we keep it: Twilio's digits as an int, other codes as a short string."""
+    text = str(raw).strip() if raw is not None else ""
+    if not text or not _CODE.match(text):
+        return None
+    return int(text) if text.isdigit() else text
+
+
 PARTICIPANT_KINDS = ("reminder", "manual", "reply")
 
 
@@ -76,7 +99,8 @@ def record_callback(sid: str, provider_status: str, error_code: str | None, now:
 
     A replay of a callback already stored (same SID, status and error code) changes nothing.
     """
-    code = error_code.strip() if error_code and error_code.strip().isdigit() else ""
+    value = error_code_value(error_code)
+    code = "" if value is None else str(value)
     event_id = _insert_event(sid, provider_status[:20], code, now)
     if event_id is None:
         db.session.commit()
@@ -90,6 +114,37 @@ def record_callback(sid: str, provider_status: str, error_code: str | None, now:
         db.session.execute(update(SmsStatusEvent).where(SmsStatusEvent.id == event_id).values(applied=True))
     db.session.commit()
     return msg is not None
+
+
+def record_callbacks(reports: list[tuple[str, str, str | None]], now: datetime, chunk: int = 500) -> int:
+    """Store and apply many (SID, status, error code) reports at once (a provider's batch push); commits.
+
+    The same rules as `record_callback`, one transaction per `chunk`: a replayed report is stored once,
+    one for a SID not recorded yet waits for it (apply_pending_events / apply_orphan_events).
+    Returns how many were applied to a known text.
+    """
+    applied = 0
+    for start in range(0, len(reports), chunk):
+        new: dict[str, list[tuple[int, str, str | None]]] = {}
+        for sid, provider_status, error_code in reports[start : start + chunk]:
+            value = error_code_value(error_code)
+            code = "" if value is None else str(value)
+            event_id = _insert_event(sid, provider_status[:20], code, now)
+            if event_id is not None:
+                new.setdefault(sid, []).append((event_id, provider_status, code or None))
+        if new:
+            query = select(OutboundMessage).where(OutboundMessage.provider_sid.in_(list(new)))
+            if db.engine.dialect.name == "postgresql":
+                query = query.with_for_update()
+            for msg in db.session.scalars(query).all():
+                for event_id, provider_status, code in new[msg.provider_sid]:
+                    apply_status(msg, provider_status, code, now)
+                    db.session.execute(
+                        update(SmsStatusEvent).where(SmsStatusEvent.id == event_id).values(applied=True)
+                    )
+                    applied += 1
+        db.session.commit()
+    return applied
 
 
 def apply_pending_events(msg: OutboundMessage, now: datetime) -> None:
@@ -132,7 +187,7 @@ def apply_status(msg: OutboundMessage, provider_status: str, error_code: str | N
         return
     lower = [status for status, rank in RANK.items() if rank < RANK[new]]
     values: dict = {"status": new, "updated_at": now}
-    code = int(error_code) if error_code else None
+    code = error_code_value(error_code)
     if new in ("undelivered", "failed"):
         values["error_code"] = error_code
         values["error_message"] = ERROR_TEXT.get(code or 0, f"delivery failed ({provider_status})")
@@ -158,7 +213,7 @@ def _participants_on(msg: OutboundMessage) -> list[Participant]:
     return list(db.session.scalars(select(Participant).where(Participant.phone_e164 == msg.to_e164)))
 
 
-def apply_error_effects(msg: OutboundMessage, code: int, now: datetime) -> None:
+def apply_error_effects(msg: OutboundMessage, code: int | str, now: datetime) -> None:
     """What an error code means for the participant's number; audited, pending texts withdrawn."""
     if msg.kind == "redflag_alert":
         log.error("on-call alert %s failed with code %s: check ONCALL_PHONES", msg.id, code)
@@ -166,13 +221,23 @@ def apply_error_effects(msg: OutboundMessage, code: int, now: datetime) -> None:
     people = _participants_on(msg)
     if not people:
         return
-    if code == 21610:
-        lifecycle.opt_out(people, now, actor="twilio:21610", source="provider error 21610")
-    elif code in (21211, 30006):
-        status = "invalid" if code == 21211 else "unusable"
-        mark_phone(people, status, f"Twilio {code}: {ERROR_TEXT[code]}", now)
+    code = error_code_value(code) or code
+    if code in UNSUBSCRIBED:
+        from app.sms.inbound import opt_out
+
+        opt_out(people, now, actor=f"{_provider(code)}:{code}", source=f"provider error {code}")
+    elif code in NUMBER_INVALID or code in NUMBER_UNUSABLE:
+        status = "invalid" if code in NUMBER_INVALID else "unusable"
+        mark_phone(people, status, f"{_provider(code).capitalize()} {code}: {ERROR_TEXT[code]}", now)
     elif code in UNREACHABLE:
         _unreachable(msg, people, code, now)
+
+
+def _provider(code: int | str) -> str:
+    """Whose code it is, for audit actors and reasons ("twilio:21610", "aliyun:isv.…")."""
+    if isinstance(code, int):
+        return "twilio"
+    return "aliyun" if code.startswith("isv.") else "tencent"
 
 
 def _unreachable(msg: OutboundMessage, people: list[Participant], code: int, now: datetime) -> None:
@@ -188,7 +253,7 @@ def _unreachable(msg: OutboundMessage, people: list[Participant], code: int, now
         .order_by(OutboundMessage.sent_at.desc(), OutboundMessage.id.desc())
         .limit(1)
     )
-    if previous is not None and previous.error_code and int(previous.error_code) in UNREACHABLE:
+    if previous is not None and error_code_value(previous.error_code) in UNREACHABLE:
         mark_phone(people, "unusable", f"Twilio {code}: unreachable on two texts in a row", now)
         return
     for person in people:

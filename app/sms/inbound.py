@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -26,7 +27,8 @@ from app.sms.texts import render
 
 log = logging.getLogger(__name__)
 
-STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "退订", "TD"})
+# TD, T and N are the unsubscribe replies China's carriers and providers (Aliyun, Tencent) recognise.
+STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "退订", "TD", "T", "N"})
 START_WORDS = frozenset({"START", "UNSTOP", "YES"})
 HELP_WORDS = frozenset({"HELP", "INFO", "帮助"})
 _CJK = re.compile(r"[\u3400-\u9fff]")
@@ -44,7 +46,8 @@ class InboundResult:
 
 def classify(body: str) -> str | None:
     """ "stop", "start", "help" or None for any other text."""
-    word = (body or "").strip(_TRIM).upper()
+    # NFKC: full-width ＴＤ or ＳＴＯＰ from a Chinese keyboard reads as TD / STOP.
+    word = unicodedata.normalize("NFKC", body or "").strip(_TRIM).upper()
     if word in STOP_WORDS:
         return "stop"
     if word in START_WORDS:
@@ -60,8 +63,15 @@ def _language(people: list[Participant], body: str) -> str:
     return "zh" if _CJK.search(body or "") or (body or "").strip(_TRIM).upper() == "TD" else "en"
 
 
-def handle_inbound(sid: str, from_: str, to: str, body: str, now: datetime) -> InboundResult:
-    """Store and act on one incoming text; commits. Returns the reply to send back, if any."""
+def handle_inbound(
+    sid: str, from_: str, to: str, body: str, now: datetime, *, answer_inline: bool = True
+) -> InboundResult:
+    """Store and act on one incoming text; commits. Returns the reply to send back, if any.
+
+    `answer_inline`: the webhook's answer carries the reply (Twilio's TwiML). Without it (Aliyun,
+    Tencent) a reply to another text is queued in the outbox and sent by the send pass, if its kind
+    has a template.
+    """
     people = list(db.session.scalars(select(Participant).where(Participant.phone_e164 == from_)))
     keyword = classify(body)
     inbound = InboundMessage(
@@ -81,7 +91,8 @@ def handle_inbound(sid: str, from_: str, to: str, body: str, now: datetime) -> I
         return InboundResult(None, keyword, duplicate=True)
     language = _language(people, body)
     if keyword == "stop":
-        lifecycle.opt_out(people, now, actor="participant:sms", source="replied " + (body or "").strip()[:20])
+        word = "replied " + (body or "").strip()[:20]
+        opt_out(people, now, actor="participant:sms", source=word, via="reply")
         reply = render("stop_confirm", language)
     elif keyword == "start":
         lifecycle.opt_in(people, now)
@@ -89,7 +100,7 @@ def handle_inbound(sid: str, from_: str, to: str, body: str, now: datetime) -> I
     elif keyword == "help":
         reply = render("help", language)
     else:
-        reply = _answer_other(inbound, people, language, now)
+        reply = _answer_other(inbound, people, language, now, answer_inline)
     if keyword:
         inbound.handled_at, inbound.handled_by = now, "system:sms"
     db.session.commit()
@@ -97,8 +108,27 @@ def handle_inbound(sid: str, from_: str, to: str, body: str, now: datetime) -> I
     return InboundResult(reply, keyword)
 
 
+def opt_out(
+    people: list[Participant],
+    now: datetime,
+    actor: str,
+    source: str,
+    via: lifecycle.OptOutSource = "provider",
+) -> None:
+    """Stop texting everyone on a number: `lifecycle.opt_out` for each. `source` is the audit's reason
+    (the reply's word, the provider's code); `via` how it arrived (a provider's code unless said)."""
+    for person in people:
+        lifecycle.opt_out(person, now, source=via, actor=actor, detail=source)
+
+
+def opt_in(people: list[Participant], now: datetime) -> None:
+    """Texts allowed again after a START reply (`lifecycle.opt_in`); consent and study status still apply."""
+    for person in people:
+        lifecycle.opt_in(person, now, source="reply", actor="participant:sms")
+
+
 def _answer_other(
-    inbound: InboundMessage, people: list[Participant], language: str, now: datetime
+    inbound: InboundMessage, people: list[Participant], language: str, now: datetime, inline: bool = True
 ) -> str | None:
     """Once per open visit: the link (or, with no open visit, a help line once a day); else silence."""
     if not people:
@@ -130,9 +160,9 @@ def _answer_other(
         to_e164=person.phone_e164,
         language=language,
         template=template,
-        status="sent",  # sent as the TwiML answer to this webhook
+        status="sent" if inline else "pending",  # sent as the TwiML answer, or by the send pass
         due_at=now,
-        sent_at=now,
+        sent_at=now if inline else None,
         created_by="system:inbound",
         created_at=now,
     )
@@ -141,6 +171,8 @@ def _answer_other(
             db.session.add(row)
     except IntegrityError:
         return None  # already answered for this visit (or today)
+    if not inline:
+        return None
     if template == "reply_link":
         return render(template, language, link=link_url(issue_link(visit, now)))
     return render(template, language)

@@ -50,7 +50,7 @@ def record_rejected(msg: OutboundMessage, err: ProviderError, now: datetime) -> 
     """The provider refused the text for good: mark it failed and apply what the error code means."""
     msg.status = "failed"
     msg.claimed_by = None
-    msg.error_code = str(err.code) if err.code else None
+    msg.error_code = str(err.code)[:64] if err.code else None
     msg.error_message = str(err)[:500]
     log.warning("message %s refused by the provider: code %s", msg.id, err.code)
     if err.code:

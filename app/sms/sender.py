@@ -22,11 +22,12 @@ from sqlalchemy.orm import joinedload
 
 from app.extensions import db
 from app.models import OutboundMessage, Participant
-from app.sms import delivery
-from app.sms.bodies import build_body
+from app.sms import carriers, delivery
 from app.sms.checks import decide
 from app.sms.claims import claim, skip_stale_reminders, worker_id
 from app.sms.decisions import Decision
+from app.sms.kinds import unsendable_reason
+from app.sms.message import Message, compose
 from app.sms.providers import SmsProvider, get_provider
 from app.sms.texts import count_segments
 from app.sms.transmit import RETRY_LATER, transmit
@@ -38,10 +39,13 @@ LATE = timedelta(minutes=15)
 CLAIM_BATCH = 4  # a text sent later than this after its due time was "caught up"
 
 
-def prepare(msg: OutboundMessage, now: datetime) -> Decision | str:
-    """Re-check a claimed row; on "send", fix its recipient, issue its link, commit, and return the body."""
+def prepare(msg: OutboundMessage, now: datetime) -> Decision | Message:
+    """Re-check a claimed row; on "send", fix its recipient, issue its link, commit, return the message."""
     participant, visit = msg.participant, msg.visit
     decision = decide(msg, participant, visit, now)
+    unsendable = unsendable_reason(current_app.config, msg.template, msg.language)
+    if unsendable and decision.action == "send":
+        decision = Decision("skip", unsendable)
     if decision.action == "skip":
         msg.status, msg.error_message = "skipped", decision.reason[:500]
         msg.claimed_by = None
@@ -56,10 +60,11 @@ def prepare(msg: OutboundMessage, now: datetime) -> Decision | str:
         return decision
     if msg.kind in ("reminder", "manual", "reply"):
         msg.to_e164 = participant.phone_e164  # the number on file now, not at planning
-    body = build_body(msg, now)
-    msg.segments = count_segments(body)
+    message = compose(msg, now)
+    msg.segments = count_segments(message.body)
+    msg.params = message.stored_params()
     db.session.commit()  # the link must exist before the text that carries it
-    return body
+    return message
 
 
 def process(msg_id: int, worker: str, provider: SmsProvider, now: datetime) -> str:
@@ -74,6 +79,8 @@ def process(msg_id: int, worker: str, provider: SmsProvider, now: datetime) -> s
     )
     if msg is None or msg.status != "sending" or msg.claimed_by != worker:
         return "lost"
+    if carriers.halted():
+        return carriers.release_halted(msg)
     prepared = prepare(msg, now)
     if isinstance(prepared, Decision):
         return "skipped" if prepared.action == "skip" else "deferred"
@@ -87,7 +94,10 @@ def send_due(now: datetime, stop: threading.Event | None = None) -> dict[str, in
     """Send every pending row due by `now`, with up to SMS_MAX_IN_FLIGHT requests in flight; commits."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     stale = skip_stale_reminders(now)
-    threads = int(app.config["SMS_MAX_IN_FLIGHT"]) if app.config["SMS_BACKEND"] == "twilio" else 1
+    coalesced = carriers.coalesce_alerts(now)
+    if carriers.halted():
+        log.warning("send pass holds every text: %s", carriers.halt_reason())
+    threads = int(app.config["SMS_MAX_IN_FLIGHT"]) if app.config["SMS_BACKEND"] != "console" else 1
     counts: Counter[str] = Counter()
     lock = threading.Lock()
     started = time.monotonic()
@@ -97,7 +107,7 @@ def send_due(now: datetime, stop: threading.Event | None = None) -> dict[str, in
             provider = get_provider()
             me = worker_id(index)
             try:
-                while stop is None or not stop.is_set():
+                while (stop is None or not stop.is_set()) and not carriers.halted():
                     ids = claim(now, me, limit=CLAIM_BATCH)
                     if not ids:
                         return
@@ -125,9 +135,11 @@ def send_due(now: datetime, stop: threading.Event | None = None) -> dict[str, in
     summary = {
         "sent": counts["sent"] + counts["caught_up"],
         "caught_up": counts["caught_up"],
-        "skipped": counts["skipped"] + stale,
+        "skipped": counts["skipped"] + stale + coalesced,
         "stale": stale,
+        "coalesced": coalesced,
         "deferred": counts["deferred"],
+        "halted": counts["halted"],
         "failed": counts["failed"],
         "retry": counts["retry"],
         "unknown": counts["unknown"] + counts["error"],

@@ -1,7 +1,8 @@
 """Every text the service sends, from the gettext catalogues, in the participant's language.
 
 Texts carry a neutral sender name (STUDY_SHORT_NAME, or STUDY_SHORT_NAME_ZH in Chinese), the visit,
-the personal link and how to opt out: never a name, a diagnosis, an answer or a treatment arm
+the personal link and how to opt out (by reply, or on the web page where replies never reach us:
+`template_for`): never a name, a diagnosis, an answer or a treatment arm
 (app.sms.privacy refuses SMS_DENY_WORDS at start-up). `count_segments` is what the carrier bills,
 so tests can hold every template to two segments with the longest real link.
 """
@@ -9,7 +10,8 @@ so tests can hold every template to two segments with the longest real link.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from flask import current_app
 from flask_babel import force_locale, gettext
@@ -43,7 +45,22 @@ TEMPLATES: dict[str, Callable[[], str]] = {
         "Open the coordinator console."
     ),
     "test": lambda: gettext("%(study)s: test message from the follow-up service. No action needed."),
+    # Where replies never reach us (see replies_reach_us): how to stop without a reply.
+    "invite_web": lambda: gettext(
+        "%(study)s study: your %(visit)s follow-up questionnaire is open. "
+        "Please answer here: %(link)s To stop texts, open the link and tap Stop text reminders."
+    ),
+    "reminder_web": lambda: gettext(
+        "%(study)s study reminder: your %(visit)s follow-up questionnaire is still open. "
+        "Answer here: %(link)s To stop texts, open the link and tap Stop text reminders."
+    ),
+    "help_web": lambda: gettext(
+        "%(study)s follow-up study. Questions? Call the study team on %(phone)s. To stop texts, open "
+        "the page from our latest text and tap Stop text reminders, or call us."
+    ),
 }
+# The variant of a text for a channel that cannot carry replies: it promises no reply-based opt-out.
+NO_REPLY_VARIANTS = {"invite": "invite_web", "reminder": "reminder_web", "help": "help_web"}
 # Which placeholders each template needs, so a missing one fails loudly before anything is sent.
 NEEDS: dict[str, tuple[str, ...]] = {
     "invite": ("visit", "link"),
@@ -55,8 +72,11 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "reply_help": ("phone",),
     "redflag_alert": ("record",),
     "test": (),
+    "invite_web": ("visit", "link"),
+    "reminder_web": ("visit", "link"),
+    "help_web": ("phone",),
 }
-LINK_TEMPLATES = frozenset({"invite", "reminder", "reply_link"})
+LINK_TEMPLATES = frozenset({"invite", "reminder", "reply_link", "invite_web", "reminder_web"})
 _VISIT_KEY = re.compile(r"^(week|month|day)_(\d+)$")
 
 
@@ -72,6 +92,31 @@ def visit_label(visit_key: str) -> str:
         "day": gettext("day-%(n)s", n=number),
     }
     return labels[unit]
+
+
+def replies_reach_us(config: Mapping[str, Any], number: str | None) -> bool:
+    """Whether a participant's reply to a text sent to `number` reaches the service.
+
+    Not through Twilio to a +86 number (Twilio's China guidelines: no two-way SMS), not through Aliyun or
+    Tencent Cloud without SMS_CALLBACK_SECRET (their reply callbacks are refused without it), and not
+    through a backend this function does not know. The console backend (development) answers yes.
+    """
+    backend = str(config.get("SMS_BACKEND") or "").lower()
+    if backend == "console":
+        return True
+    if backend == "twilio":
+        return not (number or "").startswith("+86")
+    if backend in ("aliyun", "tencent"):
+        return bool(config.get("SMS_CALLBACK_SECRET"))
+    return False
+
+
+def template_for(template: str, config: Mapping[str, Any], number: str | None) -> str:
+    """The template to render for `number`: the no-reply variant of an invite, reminder or help text
+    where replies never reach us (it says how to stop on the web page), else `template` itself."""
+    if template in NO_REPLY_VARIANTS and not replies_reach_us(config, number):
+        return NO_REPLY_VARIANTS[template]
+    return template
 
 
 def render(template: str, language: str, **params: str) -> str:

@@ -12,9 +12,10 @@ from flask import current_app
 from app.backoff import backoff_ceiling
 from app.extensions import db
 from app.models import OutboundMessage
-from app.sms import ratelimit
+from app.sms import carriers, ratelimit
 from app.sms.bodies import status_callback_url
 from app.sms.matching import find_match
+from app.sms.message import Message
 from app.sms.outcomes import record_accepted, record_rejected
 from app.sms.providers import Accepted, ProviderError, SmsProvider
 
@@ -26,16 +27,24 @@ BACKOFF_CAP = 8.0
 RETRY_LATER = timedelta(minutes=1)
 
 
-def transmit(msg: OutboundMessage, body: str, provider: SmsProvider, now: datetime) -> str:
-    """Call the provider with retries; records the outcome and commits. Returns sent/failed/retry/unknown."""
+def transmit(msg: OutboundMessage, message: Message, provider: SmsProvider, now: datetime) -> str:
+    """Call the provider with retries; records the outcome and commits.
+
+    Returns sent/failed/retry/unknown, or deferred (a frequency limit) / halted (sending stopped).
+    """
+    body = message.body
     rate = float(current_app.config["SMS_RATE_PER_SECOND"])
     callback = status_callback_url()
     for attempt in range(MAX_TRIES):
         if provider.rate_limited:
             ratelimit.wait_turn(rate)
         try:
-            accepted = provider.send(msg.to_e164 or "", body, ref=str(msg.id), status_callback=callback)
+            accepted = provider.send_message(
+                msg.to_e164 or "", message, ref=str(msg.id), status_callback=callback
+            )
         except ProviderError as err:
+            if err.halt or err.defer:
+                return carriers.hold_back(msg, err, now)
             if not err.retryable:
                 record_rejected(msg, err, now)
                 db.session.commit()

@@ -1,8 +1,10 @@
-"""Webhooks from the SMS provider and REDCap's Data Entry Trigger."""
+"""Webhooks from the SMS providers and REDCap's Data Entry Trigger."""
 
 from app.webhooks import (
-    redcap_det,  # noqa: F401  (attaches its routes to bp)
-    twilio,  # noqa: F401  (attaches its routes to bp)
+    aliyun,  # noqa: F401  (POST /sms/aliyun/report, /sms/aliyun/up)
+    redcap_det,  # noqa: F401  (POST /redcap/det)
+    tencent,  # noqa: F401  (POST /sms/tencent/status, /sms/tencent/reply)
+    twilio,  # noqa: F401  (POST /sms/twilio/status, /sms/twilio/inbound)
 )
 from app.webhooks.blueprint import bp
 

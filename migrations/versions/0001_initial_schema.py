@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-03 06:48:16.154782
+Create Date: 2026-12-03 07:18:36.818648
 
 """
 from alembic import op
@@ -55,6 +55,7 @@ def upgrade():
     sa.Column('status_changed_at', sa.DateTime(), nullable=True),
     sa.Column('opted_out', sa.Boolean(), nullable=False),
     sa.Column('opted_out_at', sa.DateTime(), nullable=True),
+    sa.Column('opted_out_via', sa.String(length=20), nullable=True),
     sa.Column('anchor_date', sa.Date(), nullable=False),
     sa.Column('enrolled_on', sa.Date(), nullable=True),
     sa.Column('roster_hash', sa.String(length=64), nullable=True),
@@ -63,6 +64,7 @@ def upgrade():
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.Column('updated_at', sa.DateTime(), nullable=False),
     sa.CheckConstraint("language IN ('en', 'zh')", name=op.f('ck_participants_language_known')),
+    sa.CheckConstraint("opted_out_via IN ('reply', 'web', 'coordinator', 'provider')", name=op.f('ck_participants_opted_out_via_known')),
     sa.CheckConstraint("phone_status IN ('ok', 'missing', 'invalid', 'unusable')", name=op.f('ck_participants_phone_status_known')),
     sa.CheckConstraint("status IN ('active', 'withdrawn', 'deceased', 'lost')", name=op.f('ck_participants_status_known')),
     sa.CheckConstraint("status_source IN ('redcap', 'console')", name=op.f('ck_participants_status_source_known')),
@@ -106,7 +108,7 @@ def upgrade():
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('provider_sid', sa.String(length=64), nullable=False),
     sa.Column('status', sa.String(length=20), nullable=False),
-    sa.Column('error_code', sa.String(length=20), server_default='', nullable=False),
+    sa.Column('error_code', sa.String(length=64), server_default='', nullable=False),
     sa.Column('applied', sa.Boolean(), nullable=False),
     sa.Column('received_at', sa.DateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_sms_status_events')),
@@ -215,6 +217,41 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_audit_log_at'), ['at'], unique=False)
         batch_op.create_index(batch_op.f('ix_audit_log_participant_id'), ['participant_id'], unique=False)
 
+    op.create_table('call_attempts',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('visit_id', sa.Integer(), nullable=False),
+    sa.Column('participant_id', sa.Integer(), nullable=False),
+    sa.Column('attempt_no', sa.Integer(), nullable=False),
+    sa.Column('actor', sa.String(length=200), nullable=False),
+    sa.Column('at', sa.DateTime(), nullable=False),
+    sa.Column('outcome', sa.String(length=20), nullable=False),
+    sa.Column('note', sa.Text(), nullable=True),
+    sa.Column('callback_at', sa.DateTime(), nullable=True),
+    sa.CheckConstraint("outcome IN ('reached_done', 'callback', 'no_answer', 'busy', 'wrong_number', 'refused', 'stop_texts', 'withdrew')", name=op.f('ck_call_attempts_outcome_known')),
+    sa.ForeignKeyConstraint(['participant_id'], ['participants.id'], name=op.f('fk_call_attempts_participant_id_participants'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['visit_id'], ['visits.id'], name=op.f('fk_call_attempts_visit_id_visits'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_call_attempts')),
+    sa.UniqueConstraint('visit_id', 'attempt_no', name=op.f('uq_call_attempts_visit_id_attempt_no'))
+    )
+    with op.batch_alter_table('call_attempts', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_call_attempts_participant_id'), ['participant_id'], unique=False)
+        batch_op.create_index('ix_call_attempts_visit_at', ['visit_id', 'at'], unique=False)
+
+    op.create_table('entry_codes',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('visit_id', sa.Integer(), nullable=False),
+    sa.Column('code_hash', sa.String(length=64), nullable=False),
+    sa.Column('valid_from', sa.DateTime(), nullable=False),
+    sa.Column('valid_until', sa.DateTime(), nullable=False),
+    sa.Column('revoked_at', sa.DateTime(), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['visit_id'], ['visits.id'], name=op.f('fk_entry_codes_visit_id_visits'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_entry_codes')),
+    sa.UniqueConstraint('code_hash', name=op.f('uq_entry_codes_code_hash'))
+    )
+    with op.batch_alter_table('entry_codes', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_entry_codes_visit_id'), ['visit_id'], unique=False)
+
     op.create_table('outbound_messages',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('dedupe_key', sa.String(length=200), nullable=False),
@@ -225,6 +262,7 @@ def upgrade():
     sa.Column('to_e164', sa.String(length=20), nullable=True),
     sa.Column('language', sa.String(length=5), nullable=False),
     sa.Column('template', sa.String(length=50), nullable=False),
+    sa.Column('params', sa.JSON(), nullable=True),
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('due_at', sa.DateTime(), nullable=False),
     sa.Column('schedule_version', sa.Integer(), nullable=False),
@@ -233,7 +271,7 @@ def upgrade():
     sa.Column('sent_at', sa.DateTime(), nullable=True),
     sa.Column('provider_sid', sa.String(length=64), nullable=True),
     sa.Column('segments', sa.Integer(), nullable=True),
-    sa.Column('error_code', sa.String(length=20), nullable=True),
+    sa.Column('error_code', sa.String(length=64), nullable=True),
     sa.Column('error_message', sa.String(length=500), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('created_by', sa.String(length=200), nullable=True),
@@ -262,7 +300,7 @@ def upgrade():
     sa.Column('last_error', sa.Text(), nullable=True),
     sa.Column('queued_at', sa.DateTime(), nullable=False),
     sa.Column('pushed_at', sa.DateTime(), nullable=True),
-    sa.CheckConstraint("status IN ('completed', 'missed', 'opted_out', 'withdrawn')", name=op.f('ck_redcap_status_pushes_status_known')),
+    sa.CheckConstraint("status IN ('completed', 'missed', 'opted_out', 'withdrawn', 'refused', 'callback')", name=op.f('ck_redcap_status_pushes_status_known')),
     sa.CheckConstraint("sync_status IN ('pending', 'pushed', 'failed')", name=op.f('ck_redcap_status_pushes_sync_status_known')),
     sa.ForeignKeyConstraint(['visit_id'], ['visits.id'], name=op.f('fk_redcap_status_pushes_visit_id_visits'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_redcap_status_pushes')),
@@ -355,6 +393,15 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_outbound_messages_participant_id'))
 
     op.drop_table('outbound_messages')
+    with op.batch_alter_table('entry_codes', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_entry_codes_visit_id'))
+
+    op.drop_table('entry_codes')
+    with op.batch_alter_table('call_attempts', schema=None) as batch_op:
+        batch_op.drop_index('ix_call_attempts_visit_at')
+        batch_op.drop_index(batch_op.f('ix_call_attempts_participant_id'))
+
+    op.drop_table('call_attempts')
     with op.batch_alter_table('audit_log', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_audit_log_participant_id'))
         batch_op.drop_index(batch_op.f('ix_audit_log_at'))

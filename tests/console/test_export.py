@@ -8,7 +8,7 @@ import io
 import pytest
 
 from app.extensions import db
-from app.models import Participant
+from app.models import Participant, Visit
 from tests.console.conftest import NOW, add_visit
 from tests.factories import make_participant
 
@@ -22,6 +22,8 @@ COLUMNS = [
     "completed_via",
     "completed_at",
     "reminders_sent",
+    "call_attempts",
+    "last_call_outcome",
 ]
 
 
@@ -78,3 +80,30 @@ def test_values_filters_and_formula_guard(as_role, study):
 def test_export_needs_a_login(client, study):
     response = client.get("/console/visits.csv")
     assert response.status_code == 302 and "/console/login" in response.headers["Location"]
+
+
+def test_export_streams_calls_and_neutralises_formulas(as_role, study, time_machine):
+    """Attempts and the last outcome per visit; the body is streamed; formula-like cells are quoted."""
+    from app.models import CallAttempt
+
+    time_machine.move_to(NOW, tick=False)
+    visit = db.session.get(Visit, study.closing_visit)
+    for n, outcome in enumerate(("no_answer", "busy"), start=1):
+        db.session.add(
+            CallAttempt(
+                visit_id=visit.id,
+                participant_id=visit.participant_id,
+                attempt_no=n,
+                actor="user:1",
+                at=NOW,
+                outcome=outcome,
+            )
+        )
+    db.session.get(Participant, visit.participant_id).record_id = "=HYPERLINK(1)"
+    db.session.commit()
+    response = as_role("viewer").get("/console/visits.csv")
+    assert response.is_streamed
+    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+    row = next(r for r in rows if r["record_id"] == "'=HYPERLINK(1)" and r["visit"] == "week_4")
+    assert (row["call_attempts"], row["last_call_outcome"]) == ("2", "busy")
+    assert all(r["call_attempts"] == "0" for r in rows if r is not row and r["record_id"] != row["record_id"])

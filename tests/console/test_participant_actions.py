@@ -70,7 +70,7 @@ def test_opt_back_in_only_after_start(as_role, study):
     assert client.post(url, data={"reason": "texted START"}).status_code == 303
     db.session.expire_all()
     assert db.session.get(Participant, study.opted_out_participant).opted_out is False
-    assert last_audit("participant.opted_in").reason == "texted START"
+    assert last_audit("sms.opted_in").reason == "texted START"
     refused(client, url, {"reason": "again"}, text="not opted out")
 
 

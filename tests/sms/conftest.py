@@ -150,3 +150,107 @@ def open_visit(
     db.session.commit()
     visit = next(v for v in participant.visits if v.visit_key == "week_4")
     return participant, visit
+
+
+@pytest.fixture
+def aliyun_env(app_factory) -> Iterator:
+    """An app with SMS_BACKEND=aliyun on the local Aliyun server, receipts and replies pushed back; context pushed."""
+    from devservers.aliyun_sms import (
+        DEFAULT_ACCESS_KEY_ID,
+        DEFAULT_ACCESS_KEY_SECRET,
+        DEFAULT_SIGN_NAME,
+        AliyunState,
+        create_aliyun_app,
+    )
+    from tests.sms.cn_fixtures import (
+        ALIYUN_TEMPLATES,
+        CALLBACK_SECRET,
+        ProviderEnv,
+        serve_app,
+        templates_json,
+    )
+
+    state = AliyunState(hang_seconds=2.0, callback_retry_delay=0.1, callback_timeout=5.0)
+    api = serve_in_thread(create_aliyun_app(state=state))
+    handles: list[ServerHandle] = [api]
+    app, web = serve_app(
+        app_factory,
+        handles,
+        api,
+        {
+            "SMS_BACKEND": "aliyun",
+            "ALIYUN_ACCESS_KEY_ID": DEFAULT_ACCESS_KEY_ID,
+            "ALIYUN_ACCESS_KEY_SECRET": DEFAULT_ACCESS_KEY_SECRET,
+            "ALIYUN_SMS_SIGN_NAME": DEFAULT_SIGN_NAME,
+            "ALIYUN_SMS_ENDPOINT": api.url,
+            "ALIYUN_SMS_TIMEOUT": "1",
+            "SMS_TEMPLATES": templates_json(ALIYUN_TEMPLATES),
+        },
+    )
+    state.configure(
+        {
+            "report_url": f"{web.url}/sms/aliyun/report?secret={CALLBACK_SECRET}",
+            "up_url": f"{web.url}/sms/aliyun/up?secret={CALLBACK_SECRET}",
+        }
+    )
+    try:
+        with app.app_context():
+            yield ProviderEnv(app=app, state=state, api=api, web=web)
+            db.session.remove()
+    finally:
+        state.close()
+        for handle in reversed(handles):
+            handle.stop()
+
+
+@pytest.fixture
+def tencent_env(app_factory) -> Iterator:
+    """An app with SMS_BACKEND=tencent on the local Tencent Cloud server, reports pushed back; context pushed."""
+    from devservers.tencent_sms import (
+        DEFAULT_APP_ID,
+        DEFAULT_SECRET_ID,
+        DEFAULT_SECRET_KEY,
+        DEFAULT_SIGN,
+        TencentState,
+        create_tencent_app,
+    )
+    from tests.sms.cn_fixtures import (
+        CALLBACK_SECRET,
+        TENCENT_TEMPLATES,
+        ProviderEnv,
+        serve_app,
+        templates_json,
+    )
+
+    state = TencentState(hang_seconds=2.0, retry_delay=0.1)
+    api = serve_in_thread(create_tencent_app(state=state))
+    handles: list[ServerHandle] = [api]
+    app, web = serve_app(
+        app_factory,
+        handles,
+        api,
+        {
+            "SMS_BACKEND": "tencent",
+            "TENCENT_SECRET_ID": DEFAULT_SECRET_ID,
+            "TENCENT_SECRET_KEY": DEFAULT_SECRET_KEY,
+            "TENCENT_SMS_SDK_APP_ID": DEFAULT_APP_ID,
+            "TENCENT_SMS_SIGN_NAME": DEFAULT_SIGN,
+            "TENCENT_SMS_ENDPOINT": api.url,
+            "TENCENT_SMS_TIMEOUT": "1",
+            "SMS_TEMPLATES": templates_json(TENCENT_TEMPLATES),
+        },
+    )
+    state.configure(
+        {
+            "status_url": f"{web.url}/sms/tencent/status?secret={CALLBACK_SECRET}",
+            "reply_url": f"{web.url}/sms/tencent/reply?secret={CALLBACK_SECRET}",
+        }
+    )
+    try:
+        with app.app_context():
+            yield ProviderEnv(app=app, state=state, api=api, web=web)
+            db.session.remove()
+    finally:
+        state.close()
+        for handle in reversed(handles):
+            handle.stop()

@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 
 ACTOR = "system:push"
 BACKOFF_BASE_S = 30.0
+# Submission.source -> REDCAP_MODE_CODES key: the participant online, or a coordinator on the phone.
+SUBMISSION_MODES = {"participant": "web", "interviewer": "phone"}
+# Visit statuses the service writes for a while only ("call back arranged"): a later status replaces them.
+INTERIM_VISIT_STATUSES = ("callback",)
 BACKOFF_CAP_S = 3600.0
 DATETIME_FORMATS = {
     "datetime_seconds_ymd": "%Y-%m-%d %H:%M:%S",
@@ -118,7 +122,12 @@ class PassContext:
         return row
 
     def contact_values(
-        self, status: str, invited_at: datetime | None, reminders: int | None, red_flag: bool | None
+        self,
+        status: str,
+        invited_at: datetime | None,
+        reminders: int | None,
+        red_flag: bool | None,
+        mode: str | None = None,
     ) -> dict[str, str]:
         """The contact instrument's columns for a visit, limited to fields REDCap has."""
         names = self.config.get("REDCAP_CONTACT_FIELDS") or {}
@@ -138,6 +147,8 @@ class PassContext:
         put("reminders_sent", str(reminders or 0))
         if red_flag is not None:
             put("red_flag", "1" if red_flag else "0")
+        if mode is not None:  # how the questionnaire was taken: REDCAP_MODE_CODES (web, phone, clinic)
+            put("mode", (self.config.get("REDCAP_MODE_CODES") or {}).get(mode))
         contact = self.config.get("REDCAP_CONTACT_INSTRUMENT")
         if out and contact:
             out[f"{contact}_complete"] = "2"

@@ -15,7 +15,7 @@ from app.extensions import db
 from app.models import Participant, Submission, Visit
 from app.questionnaire.answers import validate_stored
 from app.questionnaire.store import current_definition
-from app.redcap.push.queue import PassContext, PushItem, PushQueue
+from app.redcap.push.queue import SUBMISSION_MODES, PassContext, PushItem, PushQueue
 
 
 class SubmissionQueue(PushQueue):
@@ -34,6 +34,7 @@ class SubmissionQueue(PushQueue):
                 Submission.id,
                 Submission.answers,
                 Submission.red_flag,
+                Submission.source,
                 Visit.event_name,
                 Visit.invited_at,
                 Visit.reminders_sent,
@@ -55,7 +56,7 @@ class SubmissionQueue(PushQueue):
             return [], 0  # wait, unchanged, until the metadata is there
         items: list[PushItem] = []
         today = self.ctx.now.date()
-        for sid, answers, red_flag, event, invited_at, reminders, record_id in rows:
+        for sid, answers, red_flag, source, event, invited_at, reminders, record_id in rows:
             answers = dict(answers or {})
             problems = validate_stored(self.definition, answers, today=today)
             if problems:
@@ -64,7 +65,8 @@ class SubmissionQueue(PushQueue):
             row = self.ctx.base_row(record_id, event)
             row.update(answers)
             row[self.definition.complete_column] = "2"
-            row.update(self.ctx.contact_values("completed", invited_at, reminders, bool(red_flag)))
+            mode = SUBMISSION_MODES.get(source or "participant", "web")
+            row.update(self.ctx.contact_values("completed", invited_at, reminders, bool(red_flag), mode))
             items.append(PushItem(sid, row))
         return items, rows[-1][0]
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from app.extensions import db
 from app.models import Participant, Visit
 from app.models.redcap_sync import PUSHED_VISIT_STATUSES, RedcapStatusPush
-from app.redcap.push.queue import PushItem, PushQueue
+from app.redcap.push.queue import INTERIM_VISIT_STATUSES, PushItem, PushQueue
 
 
 def queue_status_push(visit: Visit, status: str, now: datetime) -> RedcapStatusPush:
@@ -59,6 +59,8 @@ class StatusQueue(PushQueue):
             records=sorted({item.row[record_field] for item in items}),
             events=events or None,
         )
+        codes = self.ctx.config.get("REDCAP_VISIT_STATUS_CODES") or {}
+        interim = {codes[s] for s in INTERIM_VISIT_STATUSES if codes.get(s)}  # ours, written to be replaced
         held = {
             (str(r.get(record_field, "")), str(r.get("redcap_event_name", ""))): str(r.get(status_field, ""))
             for r in rows
@@ -67,7 +69,7 @@ class StatusQueue(PushQueue):
         same: list[int] = []
         for item in items:
             current = held.get((item.row[record_field], item.row.get("redcap_event_name", "")), "")
-            if not current:
+            if not current or current in interim:
                 send.append(item)
                 continue
             if current == item.row.get(status_field):
@@ -136,20 +138,30 @@ def enqueue_missed_visits(now: datetime, limit: int = 1000) -> int:
             select(Visit.id, Participant.opted_out)
             .join(Participant, Visit.participant_id == Participant.id)
             .outerjoin(RedcapStatusPush, RedcapStatusPush.visit_id == Visit.id)
-            .where(Visit.status == "missed", RedcapStatusPush.id.is_(None))
+            .where(
+                Visit.status == "missed",
+                or_(RedcapStatusPush.id.is_(None), RedcapStatusPush.status.in_(INTERIM_VISIT_STATUSES)),
+            )
             .order_by(Visit.id)
             .limit(limit)
         ).all()
         if not rows:
             return queued
-        for visit_id, opted_out in rows:
-            db.session.add(
-                RedcapStatusPush(
-                    visit_id=visit_id,
-                    status="opted_out" if opted_out else "missed",
-                    queued_at=now,
-                    next_attempt_at=now,
-                )
+        interim = {
+            push.visit_id: push
+            for push in db.session.scalars(
+                select(RedcapStatusPush).where(RedcapStatusPush.visit_id.in_([r[0] for r in rows]))
             )
+        }
+        for visit_id, opted_out in rows:
+            status = "opted_out" if opted_out else "missed"
+            push = interim.get(visit_id)
+            if push is None:
+                db.session.add(
+                    RedcapStatusPush(visit_id=visit_id, status=status, queued_at=now, next_attempt_at=now)
+                )
+                continue
+            push.status = status
+            push.requeue(now)
         db.session.flush()
         queued += len(rows)

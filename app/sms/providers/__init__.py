@@ -17,6 +17,14 @@ __all__ = ["Accepted", "ProviderError", "SentRecord", "SmsProvider", "get_provid
 def get_provider() -> SmsProvider:
     """A new provider for the current app's SMS_BACKEND (one per thread: HTTP sessions are not shared)."""
     config = current_app.config
+    if config["SMS_BACKEND"] == "aliyun":
+        from app.sms.providers.aliyun import AliyunProvider
+
+        return AliyunProvider.from_config(config)
+    if config["SMS_BACKEND"] == "tencent":
+        from app.sms.providers.tencent import TencentProvider
+
+        return TencentProvider.from_config(config)
     if config["SMS_BACKEND"] == "twilio":
         from app.sms.providers.twilio import TwilioProvider
 

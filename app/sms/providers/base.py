@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from app.sms.message import Message
 
 
 @dataclass(frozen=True)
@@ -31,24 +35,32 @@ class SentRecord:
 class ProviderError(Exception):
     """A send or lookup failed.
 
-    `retryable`: worth trying again later (429, 5xx, timeouts). `ambiguous`: the provider may
-    have accepted the text anyway (5xx, read timeouts), so look before sending again.
+    `code`: the provider's error code (Twilio's are numbers, Aliyun's and Tencent's strings such as
+    "isv.MOBILE_NUMBER_ILLEGAL"). `retryable`: worth trying again within the pass (429, 5xx,
+    timeouts). `ambiguous`: the provider may have accepted the text anyway (5xx, read timeouts), so
+    look before sending again. `defer`: this text must wait (a per-number frequency limit): it goes
+    back to pending for that long, never dropped. `halt`: every further text would fail the same way
+    (template, signature, credentials, balance): sending stops until an operator fixes it.
     """
 
     def __init__(
         self,
         message: str,
         *,
-        code: int | None = None,
+        code: int | str | None = None,
         http_status: int | None = None,
         retryable: bool = False,
         ambiguous: bool = False,
+        defer: timedelta | None = None,
+        halt: bool = False,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.http_status = http_status
         self.retryable = retryable
         self.ambiguous = ambiguous
+        self.defer = defer
+        self.halt = halt
 
 
 class SmsProvider(ABC):
@@ -61,6 +73,10 @@ class SmsProvider(ABC):
     @abstractmethod
     def send(self, to: str, body: str, *, ref: str, status_callback: str | None) -> Accepted:
         """Hand one text to the provider; raises ProviderError."""
+
+    def send_message(self, to: str, message: Message, *, ref: str, status_callback: str | None) -> Accepted:
+        """Hand one message over: free-text providers send its body; template providers override this."""
+        return self.send(to, message.body, ref=ref, status_callback=status_callback)
 
     @abstractmethod
     def find_sent(self, to: str, since: datetime) -> list[SentRecord]:

@@ -1,0 +1,176 @@
+"""What China's carriers and providers punish, avoided by design: alerts coalesced, limits waited out, halts.
+
+- Red-flag alerts: at most one text per on-call phone per send pass; the pass's pending alerts to one
+  number become one text listing their record ids (`coalesce_alerts`).
+- A per-number frequency limit (Aliyun isv.BUSINESS_LIMIT_CONTROL, Tencent LimitExceeded.*) defers the
+  text: back to pending for the provider's window, never dropped (`hold_back`).
+- A bad template, signature, credentials or balance fails every further text the same way: sending
+  stops with one log line and a console alert (`halt`), held in SystemState under HALT_KEY, until the
+  settings change (a new fingerprint) or an operator runs `flask sms resume`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import select, update
+
+from app.extensions import db
+from app.models import OutboundMessage, Participant, SystemState
+from app.sms.message import records_label
+from app.sms.providers import ProviderError
+
+log = logging.getLogger(__name__)
+
+HALT_KEY = "sms.halted"
+# A limit the provider gave no window for: try again after this.
+DEFER_DEFAULT = timedelta(hours=1)
+
+
+def settings_fingerprint(config: Any) -> str:
+    """A digest of the settings a halt is about: a change (new template ids, signature) lifts the halt."""
+    backend = config["SMS_BACKEND"]
+    relevant = {
+        "backend": backend,
+        "templates": config.get("SMS_TEMPLATES") or {},
+        "sign": config.get("ALIYUN_SMS_SIGN_NAME")
+        if backend == "aliyun"
+        else config.get("TENCENT_SMS_SIGN_NAME"),
+        "key": config.get("ALIYUN_ACCESS_KEY_ID") if backend == "aliyun" else config.get("TENCENT_SECRET_ID"),
+        "app": config.get("TENCENT_SMS_SDK_APP_ID"),
+    }
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def halt_state() -> dict[str, Any] | None:
+    """The halt in force for the current settings (code, reason, at, backend), or None."""
+    value = db.session.scalar(select(SystemState.value).where(SystemState.key == HALT_KEY))
+    if not value or value.get("fingerprint") != settings_fingerprint(current_app.config):
+        return None
+    return value
+
+
+def halted() -> bool:
+    """Whether sending is stopped by a provider error that every text would hit."""
+    return halt_state() is not None
+
+
+def halt_reason() -> str | None:
+    """One line for logs and the console: which error stopped sending and what to fix."""
+    state = halt_state()
+    if state is None:
+        return None
+    return (
+        f"SMS sending stopped at {state['at']}: {state['backend']} error {state['code']} ({state['reason']})"
+    )
+
+
+def halt(err: ProviderError, now: datetime) -> None:
+    """Stop sending for every text: store the error (the caller commits) and log it once, loudly."""
+    config = current_app.config
+    value = {
+        "code": str(err.code or ""),
+        "reason": str(err)[:300],
+        "at": now.isoformat(),
+        "backend": config["SMS_BACKEND"],
+        "fingerprint": settings_fingerprint(config),
+    }
+    row = db.session.get(SystemState, HALT_KEY)
+    if row is None:
+        db.session.add(SystemState(key=HALT_KEY, value=value))
+    else:
+        if row.value and row.value.get("fingerprint") == value["fingerprint"]:
+            return  # already halted for these settings: logged once
+        row.value = value
+    log.error(
+        "SMS sending stopped: %s error %s (%s). Fix the template/signature/credentials in the provider's "
+        "console or SMS_TEMPLATES, then restart or run `flask sms resume`",
+        value["backend"],
+        value["code"],
+        value["reason"],
+    )
+
+
+def resume() -> bool:
+    """Lift a halt (the operator fixed the cause); commits. Returns whether one was in force."""
+    row = db.session.get(SystemState, HALT_KEY)
+    was = bool(row is not None and row.value)
+    if row is not None:
+        row.value = None
+    db.session.commit()
+    return was
+
+
+def release_halted(msg: OutboundMessage) -> str:
+    """A claimed row while sending is halted: back to pending, untouched otherwise; commits."""
+    msg.status, msg.claimed_by, msg.claimed_at = "pending", None, None
+    msg.attempts = max(0, (msg.attempts or 1) - 1)
+    db.session.commit()
+    return "halted"
+
+
+def hold_back(msg: OutboundMessage, err: ProviderError, now: datetime) -> str:
+    """The provider did not take the text and it must wait: halted for everyone, or deferred; commits."""
+    msg.status, msg.claimed_by, msg.claimed_at = "pending", None, None
+    msg.error_code = str(err.code)[:64] if err.code else None
+    msg.error_message = str(err)[:500]
+    if err.halt:
+        halt(err, now)
+        db.session.commit()
+        return "halted"
+    msg.due_at = now + (err.defer or DEFER_DEFAULT)
+    log.info(
+        "message %s deferred by the provider's limit %s until %s", msg.id, err.code, msg.due_at.isoformat()
+    )
+    db.session.commit()
+    return "deferred"
+
+
+def coalesce_alerts(now: datetime) -> int:
+    """Merge the due pending red-flag alerts to each on-call number into one text; commits; returns merged.
+
+    The oldest row carries the text, with every record id in `params["records"]` (cut to fit with +N);
+    the others are skipped with a reason naming it.
+    """
+    rows = db.session.execute(
+        select(OutboundMessage.id, OutboundMessage.to_e164, OutboundMessage.params, Participant.record_id)
+        .outerjoin(Participant, Participant.id == OutboundMessage.participant_id)
+        .where(
+            OutboundMessage.status == "pending",
+            OutboundMessage.kind == "redflag_alert",
+            OutboundMessage.due_at <= now,
+        )
+        .order_by(OutboundMessage.id)
+    ).all()
+    by_number: dict[str, list] = {}
+    for row in rows:
+        by_number.setdefault(row.to_e164 or "", []).append(row)
+    merged = 0
+    for group in by_number.values():
+        if len(group) < 2:
+            continue
+        records: list[str] = []
+        for row in group:
+            for record in (row.params or {}).get("record_ids") or [row.record_id or "?"]:
+                if record not in records:
+                    records.append(record)
+        carrier, others = group[0], [row.id for row in group[1:]]
+        db.session.execute(
+            update(OutboundMessage)
+            .where(OutboundMessage.id == carrier.id, OutboundMessage.status == "pending")
+            .values(params={"records": records_label(records), "record_ids": records}, updated_at=now),
+            execution_options={"synchronize_session": False},
+        )
+        merged += db.session.execute(
+            update(OutboundMessage)
+            .where(OutboundMessage.id.in_(others), OutboundMessage.status == "pending")
+            .values(status="skipped", error_message=f"coalesced into alert {carrier.id}", updated_at=now),
+            execution_options={"synchronize_session": False},
+        ).rowcount
+    db.session.commit()
+    return merged
