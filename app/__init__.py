@@ -106,6 +106,7 @@ def register_security(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     """One blueprint per audience: participants, coordinators, SMS provider, health checks."""
     from app.console import bp as console_bp
+    from app.console.auth import bp as auth_bp
     from app.console.calls import bp as calls_bp
     from app.health import bp as health_bp
     from app.patient import bp as patient_bp
@@ -113,8 +114,10 @@ def register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(health_bp)
     app.register_blueprint(patient_bp)
+    # Sign-in answers without a login, the call list has its own prefix: both beside the console.
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(calls_bp)
     app.register_blueprint(console_bp)
-    app.register_blueprint(calls_bp)  # the call list and the phone questionnaire (its own url prefix)
     app.register_blueprint(webhooks_bp)
 
 

@@ -1,5 +1,8 @@
-"""The `console` blueprint object and its hooks; the route modules attach their views to it."""
+"""The `console` blueprint object and its hooks; the route modules attach their views to it.
 
+Sign-in (`app.console.auth`) and the call list (`app.console.calls`) are blueprints of their own,
+registered beside this one in `create_app`.
+"""
 
 from flask import Blueprint
 
@@ -7,15 +10,13 @@ bp = Blueprint("console", __name__, url_prefix="/console")
 
 
 @bp.record_once
-def _register_auth(state) -> None:
-    """Sign-in lives in its own blueprint (it must answer without a login); register it alongside."""
+def _install_labels(state) -> None:
+    """The console's Jinja label helpers and Flask-Login's translated sign-in prompt."""
     from flask_babel import gettext
 
     from app.console import labels
-    from app.console.auth import bp as auth_bp
     from app.extensions import login_manager
 
-    state.app.register_blueprint(auth_bp)
     labels.install(state.app)
     # Flask-Login flashes this (translated through gettext at the time) when a page needs a login.
     login_manager.login_message = "Please sign in to see this page."
