@@ -53,11 +53,10 @@ def configure_logging(app: Flask) -> None:
 def register_extensions(app: Flask) -> None:
     """Bind the unbound extensions of app.extensions to this app."""
     from app import models  # noqa: F401  (the models must be imported for Alembic and the session)
-    from app.extensions import babel, csrf, db, limiter, login_manager, migrate
+    from app.extensions import babel, csrf, db, limiter, login_manager
     from app.i18n import select_locale
 
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True, compare_type=True)
     csrf.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "console_auth.login"

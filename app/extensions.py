@@ -1,4 +1,7 @@
-"""Flask extensions, created unbound here and bound to the app in `create_app`."""
+"""Flask extensions, created unbound here and bound to the app in `create_app`.
+
+Flask-Migrate is not among them: it imports Alembic, so `app.cli.db` binds it when `flask db …` runs.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,6 @@ from flask_babel import Babel
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
-from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData, event
@@ -24,7 +26,6 @@ NAMING = {
 }
 
 db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING))
-migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 babel = Babel()

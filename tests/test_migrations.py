@@ -6,10 +6,12 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import upgrade
 
+from app.cli.db import bind_migrations
 from app.extensions import db
 
 
 def test_migrations_match_models(app):
+    bind_migrations(app)  # what `flask db …` does first
     db.drop_all()
     with db.engine.begin() as conn:
         conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")

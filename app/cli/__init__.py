@@ -8,6 +8,7 @@ from flask import Flask
 def register(app: Flask) -> None:
     """Attach every command group to the app's CLI."""
     from app.cli import redcap_reconcile  # noqa: F401  (adds `redcap reconcile` to the redcap group)
+    from app.cli.db import db_cli
     from app.cli.demo import demo_cli
     from app.cli.redcap import redcap_cli, roster_cli
     from app.cli.scheduler import scheduler_command
@@ -15,6 +16,7 @@ def register(app: Flask) -> None:
     from app.cli.tick import tick_command
     from app.cli.users import users_cli
 
+    app.cli.add_command(db_cli)
     app.cli.add_command(users_cli)
     app.cli.add_command(roster_cli)
     app.cli.add_command(redcap_cli)

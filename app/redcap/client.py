@@ -23,9 +23,6 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import redcap
-import requests
-
 log = logging.getLogger(__name__)
 
 _FIELD_KEY = re.compile(r"^(fields|forms)\[\d*\]$")
@@ -105,42 +102,6 @@ def process_rate_limiter() -> CallRateLimiter:
     return _LIMITER
 
 
-# ---------------------------------------------------------------- PyCap with our edges
-
-
-class _GuardedProject(redcap.Project):
-    """PyCap's Project with every HTTP call passing our guard, rate ceiling and error translation."""
-
-    def __init__(self, client: RedcapClient, url: str, token: str, timeout: float) -> None:
-        self._client = client
-        self._status = threading.local()
-        super().__init__(url, token, timeout=timeout, hooks={"response": self._remember_status})
-
-    def _remember_status(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        self._status.code = response.status_code
-
-    def _call_api(self, payload: dict[str, Any], return_type: Any, file: Any = None) -> Any:
-        self._client._guard_payload(payload)
-        self._client._before_call()
-        self._status.code = None
-        try:
-            result = super()._call_api(payload, return_type, file)
-        except requests.exceptions.JSONDecodeError:
-            raise self._client._unusable_answer(self._status.code) from None
-        except requests.exceptions.Timeout:
-            raise RedcapUnavailable(
-                f"REDCap did not answer within {self._client.timeout:g} s (REDCAP_TIMEOUT)"
-            ) from None
-        except requests.exceptions.ConnectionError:
-            raise RedcapUnavailable(f"cannot connect to REDCap at {self._client.url}") from None
-        except redcap.RedcapError as exc:  # PyCap's name for requests.RequestException
-            raise self._client._error_answer(exc, self._status.code) from None
-        status = self._status.code
-        if status is not None and status >= 500:
-            raise RedcapUnavailable(f"REDCap answered HTTP {status}")
-        return result
-
-
 class RedcapClient:
     """A REDCap project seen through its API token; build with `get_client()` in the app."""
 
@@ -176,7 +137,10 @@ class RedcapClient:
         self.calls = 0
         self._limiter = limiter or _LIMITER
         self._token = token
-        self._project = _GuardedProject(self, url, token, self.timeout)
+        # Imported here, not at the top: PyCap and requests cost about 0.2 s of every start-up otherwise.
+        from app.redcap.pycap import GuardedProject
+
+        self._project = GuardedProject(self, url, token, self.timeout)
         # PyCap otherwise exports the whole data dictionary to learn the record id field name.
         self._project._def_field = record_id_field
         self._longitudinal: bool | None = None
@@ -219,6 +183,9 @@ class RedcapClient:
 
     def _clean(self, text: str) -> str:
         return text.replace(self._token, "[token]") if self._token else text
+
+    def _unavailable(self, message: str) -> RedcapUnavailable:
+        return RedcapUnavailable(message)
 
     def _unusable_answer(self, status: int | None) -> RedcapUnavailable:
         if status == 429:

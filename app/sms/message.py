@@ -24,9 +24,10 @@ from flask import current_app
 from flask_babel import force_locale
 
 from app.models import OutboundMessage
+from app.participants.entry_codes import issue_code as issue_entry_code
 from app.participants.links import issue_link, link_url
 from app.sms.kinds import PARAM_ORDER
-from app.sms.texts import LINK_TEMPLATES, render, visit_label
+from app.sms.texts import LINK_TEMPLATES, render, template_for, visit_label
 
 # Parameters that are personal secrets: never stored on the row (the link itself is kept only as a hash).
 SECRET_PARAMS = frozenset({"code"})
@@ -75,8 +76,12 @@ def records_label(records: list[str], limit: int = RECORDS_MAX_CHARS) -> str:
 
 
 def issue_code(msg: OutboundMessage, now: datetime) -> tuple[str, str]:
-    """A fresh personal code for the row's visit and the link that carries it (path mode: the token)."""
+    """A fresh personal `code` for the row's visit (SMS_LINK_MODE: `path`, the link's token, which the
+    template puts after its fixed `/s/`; `entry`, an 8-character code typed at the fixed `/c`) and the
+    link the catalogue body carries, so free-text providers always send a link that opens."""
     token = issue_link(msg.visit, now)
+    if current_app.config.get("SMS_LINK_MODE", "path") == "entry":
+        return issue_entry_code(msg.visit, now), link_url(token)
     return token, link_url(token)
 
 
@@ -103,5 +108,6 @@ def compose(msg: OutboundMessage, now: datetime) -> Message:
         render_params["record"] = records
     if "phone" in PARAM_ORDER.get(kind, ()):
         params["phone"] = config["STUDY_PHONE"]
-    body = render(kind, language, **render_params)
+    # Where replies never reach us (Twilio to +86 numbers), the text says how to stop on the web page.
+    body = render(template_for(kind, config, msg.to_e164), language, **render_params)
     return Message(kind=kind, language=language, params=params, body=body)

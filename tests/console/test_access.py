@@ -51,6 +51,7 @@ def test_every_console_url_redirects_to_login_without_a_session(app, ids):
             continue
         for method in _methods(rule):
             response = client.open(_fill(rule.rule, {k: ids[k] for k in rule.arguments}), method=method)
+            response.close()
             assert response.status_code in (302, 401, 403), (rule.rule, method, response.status_code)
             if response.status_code == 302:
                 assert response.headers["Location"].startswith("/console/login"), rule.rule
@@ -80,6 +81,7 @@ def test_every_role_on_every_route(app, as_role, ids):
                 before = db.session.scalar(select(func.count()).select_from(AuditEntry))
                 # An empty POST: allowed roles get a validation refusal (400), never a change.
                 response = clients[role].open(url, method=method, data={})
+                response.close()  # a streamed body (the CSV) holds its request context until closed
                 after = db.session.scalar(select(func.count()).select_from(AuditEntry))
                 if allowed:
                     assert response.status_code not in (401, 403), (rule.rule, method, role)

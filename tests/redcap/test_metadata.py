@@ -34,6 +34,7 @@ def test_refresh_stores_the_questionnaire_and_the_contact_fields(redcap_server):
         "fu_invited_at": "datetime_seconds_ymd",
         "fu_reminders_sent": "integer",
         "fu_red_flag": "",
+        "fu_mode": "",
     }
     again = redcap_server.cli("redcap", "refresh-metadata")
     assert again.exit_code == 0 and "unchanged" in again.output and _versions() == 1

@@ -167,6 +167,35 @@ def test_compose_gives_the_documented_params_and_the_unchanged_body(app):
     assert message.stored_params()["code"] == "[redacted]"
 
 
+def test_twilio_to_a_mainland_number_promises_no_reply(twilio_env_factory):
+    """Twilio carries no replies from +86 numbers: the text says how to stop on the web page instead."""
+    env = twilio_env_factory()
+    with env.app.app_context():
+        mainland, _ = open_visit(language="en", days_since_discharge=25)
+        elsewhere, _ = open_visit(language="en", days_since_discharge=25, phone="+15550101")
+        plan_due(NOW)
+        rows = {r.participant_id: r for r in db.session.scalars(select(OutboundMessage))}
+        for row in rows.values():
+            row.to_e164 = row.participant.phone_e164
+        to_mainland = compose(rows[mainland.id], NOW).body
+        to_elsewhere = compose(rows[elsewhere.id], NOW).body
+        assert "Reply STOP" not in to_mainland and "Stop text reminders" in to_mainland
+        assert "Reply STOP" in to_elsewhere
+        db.session.remove()
+
+
+def test_entry_mode_gives_a_short_code_and_still_a_working_link(app_factory):
+    app = app_factory(SMS_LINK_MODE="entry")
+    with app.app_context():
+        _, visit = open_visit(language="zh", days_since_discharge=25)
+        plan_due(NOW)
+        row = db.session.scalar(select(OutboundMessage).where(OutboundMessage.visit_id == visit.id))
+        message = compose(row, NOW)
+        assert re.fullmatch(r"[23456789ABCDEFGHJKMNPQRSTUVWXYZ]{8}", message.params["code"])
+        assert "/s/" in message.body  # free-text providers still send a link that opens
+        db.session.remove()
+
+
 def test_deadline_is_the_last_local_day():
     from datetime import UTC, datetime
 
