@@ -2,6 +2,17 @@
 
 The factory only wires things together: no migrations, no network, no scheduler, so tests
 can build as many apps as they like and the web workers never start background jobs.
+
+Packages by domain: `redcap/` (every conversation with REDCap), `participants/` (visits, links,
+submissions, lifecycle, calls), `questionnaire/`, `sms/`, `schedule/` (the pure visit engine and the
+study's plan), `models/`; thin audiences on top: `patient/`, `console/`, `webhooks/`, `health/`, `cli/`.
+Arrows run one way: audiences -> domains -> clients -> models (tests/test_import_graph.py holds it).
+
+Kept at the top because every package uses them and none owns them: `extensions` (unbound Flask
+extensions), `audit` (the trail every domain writes), `backoff` (the one backoff curve), `errors`,
+`security` and `proxies` (request handling for every blueprint), `i18n` (locale choice),
+`logging_setup`, and `tick` (the scheduler's list of passes: it calls into every domain, so it sits
+above them all).
 """
 
 from __future__ import annotations
