@@ -18,7 +18,8 @@ from typing import Any
 from config_defaults import DEFAULT_RED_FLAG_RULES as DEFAULT_RED_FLAG_RULES
 from config_defaults import DEFAULT_SMS_DENY_WORDS as DEFAULT_SMS_DENY_WORDS
 from config_defaults import DEFAULT_VISIT_PLAN as DEFAULT_VISIT_PLAN
-from config_env import ConfigError, EnvReader, read_environment
+from config_env import ConfigError, read_environment
+from config_env import EnvReader as _Reader
 
 BASE_DIR = Path(__file__).resolve().parent
 DEFAULT_INSTANCE_DIR = BASE_DIR / "instance"
@@ -39,7 +40,7 @@ class Config:
     def __init__(
         self, environ: Mapping[str, str] | None = None, instance_path: str | os.PathLike | None = None
     ):
-        env = EnvReader(read_environment(environ, BASE_DIR))
+        env = _Reader(read_environment(environ, BASE_DIR))
         self.INSTANCE_PATH = str(instance_path or env.str("INSTANCE_PATH", str(DEFAULT_INSTANCE_DIR)))
 
         # --- Core -----------------------------------------------------------------------
@@ -273,7 +274,7 @@ class Config:
         if problem:
             raise ConfigError(problem)
 
-    def _read_template_backends(self, env: EnvReader) -> None:
+    def _read_template_backends(self, env: _Reader) -> None:
         """Aliyun and Tencent Cloud: credentials, signature, SMS_TEMPLATES and the callback secret."""
         from app.sms.kinds import check_templates
 
@@ -349,7 +350,7 @@ class TestingConfig(Config):
         base = {"SECRET_KEY": "test-secret-key", "RATELIMIT_ENABLED": "false"}
         base.update(environ if environ is not None else {})
         super().__init__(base, instance_path)
-        self.WTF_CSRF_ENABLED = EnvReader(base).bool("WTF_CSRF_ENABLED", True)
+        self.WTF_CSRF_ENABLED = _Reader(base).bool("WTF_CSRF_ENABLED", True)
 
 
 class ProductionConfig(Config):

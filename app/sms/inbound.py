@@ -95,7 +95,7 @@ def handle_inbound(
         opt_out(people, now, actor="participant:sms", source=word, via="reply")
         reply = render("stop_confirm", language)
     elif keyword == "start":
-        lifecycle.opt_in(people, now)
+        opt_in(people, now)
         reply = render("start_confirm", language)
     elif keyword == "help":
         reply = render("help", language)
