@@ -3,8 +3,9 @@
 Owns `visits` (scheduling, completing, cancelling and sweeping visits), `links` (the single-use survey
 links texted to participants), `submissions` (accepting a questionnaire, red-flag alerts),
 `lifecycle` (the one way a participation ends, and opting out of / back into texts, whether a coordinator,
-REDCap's roster or an SMS keyword asks) and `pending_texts.cancel_pending_texts` (the one rule for which
-unsent texts a change withdraws).
+REDCap's roster or an SMS keyword asks), `pending_texts.cancel_pending_texts` (the one rule for which
+unsent texts a change withdraws), `entry_codes` (the short codes of SMS_LINK_MODE=entry) and the phone
+follow-up: `calls`, `call_list` and `phone_questionnaire`.
 
 May import: `app.models`, `app.extensions`, `app.audit`, `app.schedule`, `app.questionnaire` (red-flag
 rules) and the REDCap push queues (`app.redcap.push.visit_statuses`, `app.redcap.push.study_statuses`).
