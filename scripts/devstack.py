@@ -4,7 +4,9 @@ Starts the local REDCap-compatible API (seeded with fictitious demo participants
 the SQLite database, creates the demo logins, pulls the roster, prints a fresh personal link for
 every open demo visit (the SMS reminders wait for the participants' send window, so at some hours
 these are the only links shown), then runs the web app and the scheduler as separate processes
-until Ctrl-C. Nothing here is used in production.
+until Ctrl-C. With SMS_BACKEND=aliyun or tencent it also starts that provider's local server with
+the study's template texts and points the app at it (scripts/devstack_sms.py). Nothing here is used
+in production.
 """
 
 from __future__ import annotations
@@ -16,6 +18,10 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+
+if __package__ in (None, ""):  # run as `python scripts/devstack.py`: the project root is the import root
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from scripts.devstack_sms import PORTS, provider_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -34,6 +40,9 @@ def _env() -> dict[str, str]:
     env.setdefault("SMS_BACKEND", "console")
     env.setdefault("ONCALL_PHONES", "+15550100")
     env.setdefault("PYTHONUNBUFFERED", "1")
+    if env["SMS_BACKEND"] in PORTS:
+        for name, value in provider_stack(env["SMS_BACKEND"], env)[1].items():
+            env.setdefault(name, value)
     return env
 
 
@@ -104,6 +113,11 @@ def main() -> int:
             )
         )
         _wait_for(f"http://127.0.0.1:{REDCAP_PORT}/_control")
+        backend = _env()["SMS_BACKEND"]
+        if backend in PORTS:
+            argv, _ = provider_stack(backend, _env())
+            procs.append(subprocess.Popen([PY, *argv], cwd=ROOT, env=_env()))
+            _wait_for(f"http://127.0.0.1:{PORTS[backend]}/_control")
         _flask("db", "upgrade")
         logins = _flask_output("demo", "user")
         if _has_command("roster", "sync"):
@@ -130,8 +144,14 @@ def main() -> int:
             + "".join(f"  {line.strip()}\n" for line in logins.splitlines() if line.strip())
             + f"  Local REDCap API:     http://127.0.0.1:{REDCAP_PORT}/api/  (records: /_control/records)\n"
             + links
-            + "  Console SMS from the scheduler also appear below, inside the participants' send window.\n"
-            "  Ctrl-C stops everything.\n",
+            + (
+                f"  Texts go to the local {backend} SMS server (http://127.0.0.1:{PORTS[backend]}/_control),"
+                " inside the participants' send window; mainland numbers only.\n"
+                if backend in PORTS
+                else "  Console SMS from the scheduler also appear below, inside the participants' send"
+                " window.\n"
+            )
+            + "  Ctrl-C stops everything.\n",
             flush=True,
         )
         while all(proc.poll() is None for proc in procs):
