@@ -8,139 +8,22 @@ in the middle of a send pass. A `.env` file in the project root is read if prese
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 import secrets
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from dotenv import dotenv_values
+from config_defaults import DEFAULT_RED_FLAG_RULES as DEFAULT_RED_FLAG_RULES
+from config_defaults import DEFAULT_SMS_DENY_WORDS as DEFAULT_SMS_DENY_WORDS
+from config_defaults import DEFAULT_VISIT_PLAN as DEFAULT_VISIT_PLAN
+from config_env import ConfigError, read_environment
+from config_env import EnvReader as _Reader
 
 BASE_DIR = Path(__file__).resolve().parent
 DEFAULT_INSTANCE_DIR = BASE_DIR / "instance"
 
-DEFAULT_VISIT_PLAN: list[dict[str, Any]] = [
-    {
-        "key": "week_4",
-        "event": "week_4_arm_1",
-        "target_day": 28,
-        "window": [25, 35],
-        "reminders": [["open", 0], ["open", 3], ["close", -2]],
-    },
-    {
-        "key": "month_6",
-        "event": "month_6_arm_1",
-        "target_day": 182,
-        "window": [168, 196],
-        "reminders": [["open", 0], ["open", 3], ["close", -2]],
-    },
-]
-
-DEFAULT_RED_FLAG_RULES: list[dict[str, Any]] = [
-    {"field": "fu_spo2", "op": "<=", "value": 93, "reason": "home SpO2 at or below 93%"},
-    {"field": "fu_mmrc", "op": "==", "value": "4", "reason": "breathlessness grade 4"},
-    {"field": "fu_ae___3", "op": "==", "value": "1", "reason": "chest pain reported"},
-    {"field": "fu_readmitted", "op": "==", "value": "1", "reason": "readmitted to hospital"},
-]
-
-# Words no SMS may carry (a condition, a treatment, an arm): see app.sms.privacy for how they match.
-DEFAULT_SMS_DENY_WORDS: list[str] = [
-    "randomisation", "randomization", "randomised", "randomized", "placebo", "stem", "stem cell",
-    "MSC", "mesenchymal", "COVID", "coronavirus", "SARS", "trial arm",
-    "随机", "安慰剂", "干细胞", "间充质", "新冠", "冠状病毒",
-]  # fmt: skip
-
-
-class ConfigError(Exception):
-    """A setting is missing or invalid; the message names the setting."""
-
-
-class _Reader:
-    """Reads typed settings from a mapping and names the setting in every error."""
-
-    def __init__(self, environ: Mapping[str, str]):
-        self.environ = environ
-
-    def raw(self, name: str) -> str | None:
-        value = self.environ.get(name)
-        if value is None:
-            return None
-        value = value.strip()
-        return value or None
-
-    def str(self, name: str, default: str | None = None) -> str | None:
-        value = self.raw(name)
-        return default if value is None else value
-
-    def int(self, name: str, default: int, minimum: int | None = None, maximum: int | None = None) -> int:
-        raw = self.raw(name)
-        if raw is None:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ConfigError(f"{name}: expected a whole number, got {raw!r}") from None
-        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-            raise ConfigError(f"{name}: must be between {minimum} and {maximum}, got {value}")
-        return value
-
-    def float(self, name: str, default: float, minimum: float = 0.0) -> float:
-        raw = self.raw(name)
-        if raw is None:
-            return default
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ConfigError(f"{name}: expected a number, got {raw!r}") from None
-        if value < minimum:
-            raise ConfigError(f"{name}: must be at least {minimum}, got {value}")
-        return value
-
-    def bool(self, name: str, default: bool) -> bool:
-        raw = self.raw(name)
-        if raw is None:
-            return default
-        lowered = raw.lower()
-        if lowered in {"1", "true", "yes", "on"}:
-            return True
-        if lowered in {"0", "false", "no", "off"}:
-            return False
-        raise ConfigError(f"{name}: expected true or false, got {raw!r}")
-
-    def json(self, name: str, default: Any) -> Any:
-        raw = self.raw(name)
-        if raw is None:
-            return default
-        try:
-            return json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{name}: not valid JSON ({exc.msg} at position {exc.pos})") from None
-
-    def list(self, name: str, default: list[str] | None = None) -> list[str]:
-        raw = self.raw(name)
-        if raw is None:
-            return list(default or [])
-        return [part.strip() for part in raw.split(",") if part.strip()]
-
-    def timezone(self, name: str, default: str) -> str:
-        value = self.str(name, default) or default
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ConfigError(f"{name}: unknown time zone {value!r}") from None
-        return value
-
-
-def _environment(environ: Mapping[str, str] | None) -> dict[str, str]:
-    """The process environment over the `.env` file (the real environment wins)."""
-    if environ is not None:
-        return dict(environ)
-    merged = {k: v for k, v in dotenv_values(BASE_DIR / ".env").items() if v is not None}
-    merged.update(os.environ)
-    return merged
 
 
 class Config:
@@ -157,7 +40,7 @@ class Config:
     def __init__(
         self, environ: Mapping[str, str] | None = None, instance_path: str | os.PathLike | None = None
     ):
-        env = _Reader(_environment(environ))
+        env = _Reader(read_environment(environ, BASE_DIR))
         self.INSTANCE_PATH = str(instance_path or env.str("INSTANCE_PATH", str(DEFAULT_INSTANCE_DIR)))
 
         # --- Core -----------------------------------------------------------------------
@@ -504,7 +387,7 @@ CONFIGS: dict[str, type[Config]] = {
 
 def load_config(name: str | None = None, environ: Mapping[str, str] | None = None) -> Config:
     """Build the configuration named by `name` or by the `FOLLOWUP_ENV` setting (default development)."""
-    env = _environment(environ)
+    env = read_environment(environ, BASE_DIR)
     name = (name or env.get("FOLLOWUP_ENV") or "development").strip().lower()
     if name not in CONFIGS:
         raise ConfigError(f"FOLLOWUP_ENV: must be one of {', '.join(CONFIGS)}, got {name!r}")

@@ -2,6 +2,17 @@
 
 The factory only wires things together: no migrations, no network, no scheduler, so tests
 can build as many apps as they like and the web workers never start background jobs.
+
+Packages by domain: `redcap/` (every conversation with REDCap), `participants/` (visits, links,
+submissions, lifecycle, calls), `questionnaire/`, `sms/`, `schedule/` (the pure visit engine and the
+study's plan), `models/`; thin audiences on top: `patient/`, `console/`, `webhooks/`, `health/`, `cli/`.
+Arrows run one way: audiences -> domains -> clients -> models (tests/test_import_graph.py holds it).
+
+Kept at the top because every package uses them and none owns them: `extensions` (unbound Flask
+extensions), `audit` (the trail every domain writes), `backoff` (the one backoff curve), `errors`,
+`security` and `proxies` (request handling for every blueprint), `i18n` (locale choice),
+`logging_setup`, and `tick` (the scheduler's list of passes: it calls into every domain, so it sits
+above them all).
 """
 
 from __future__ import annotations
@@ -105,12 +116,17 @@ def register_security(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     """One blueprint per audience: participants, coordinators, SMS provider, health checks."""
     from app.console import bp as console_bp
+    from app.console.auth import bp as auth_bp
+    from app.console.calls import bp as calls_bp
     from app.health import bp as health_bp
     from app.patient import bp as patient_bp
     from app.webhooks import bp as webhooks_bp
 
     app.register_blueprint(health_bp)
     app.register_blueprint(patient_bp)
+    # Sign-in answers without a login, the call list has its own prefix: both beside the console.
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(calls_bp)
     app.register_blueprint(console_bp)
     app.register_blueprint(webhooks_bp)
 

@@ -22,7 +22,7 @@ Step = Callable[[datetime], dict[str, Any]]
 
 def sweep_step(now: datetime) -> dict[str, Any]:
     """Open visits whose window started, mark missed those that closed unanswered."""
-    from app.visits import sweep_visits
+    from app.participants.visits import sweep_visits
 
     result = sweep_visits(now)
     db.session.commit()
@@ -34,7 +34,7 @@ def steps() -> dict[str, Step]:
 
     Names are stable: the scheduler's jobs refer to them.
     """
-    from app.redcap_refresh import det_step  # REDCap records re-read on a Data Entry Trigger, first
+    from app.redcap.rereads import det_step  # REDCap records re-read on a Data Entry Trigger, first
     from app.sms.steps import sms_steps
 
     bridge = _redcap_steps()  # roster facts and the questionnaire first, so sends use fresh ones; push last
@@ -47,9 +47,9 @@ def steps() -> dict[str, Step]:
 
 def _redcap_steps() -> dict[str, Step]:
     """The REDCap bridge's steps: roster sync, metadata refresh and the push (no-ops without a token)."""
-    from app.redcap_metadata import metadata_step
-    from app.redcap_push import push_step
-    from app.roster import roster_step
+    from app.redcap.metadata import metadata_step
+    from app.redcap.push.run import push_step
+    from app.redcap.roster import roster_step
 
     return {"roster": roster_step, "metadata": metadata_step, "push": push_step}
 

@@ -122,8 +122,8 @@ def seed(env: dict[str, str], participants: int) -> list[str]:
 
     from app import create_app
     from app.extensions import db
-    from app.links import issue_link
     from app.models import Participant, Visit, utcnow
+    from app.participants.links import issue_link
     from app.questionnaire.store import save_metadata
 
     app = create_app("development")

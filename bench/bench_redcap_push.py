@@ -5,7 +5,7 @@ Method (printed with the figures):
   ours, with every API answer delayed by 100 ms (`latency_ms`), as a remote REDCap would be.
 - The service runs on a fresh SQLite database holding N fictitious participants, each with an accepted
   week-4 questionnaire queued for the push (all valid against the metadata fetched from the server).
-- Ours: `app.redcap_push.push_pending` exactly as `flask --app wsgi redcap push` runs it: batches of
+- Ours: `app.redcap.push.run.push_pending` exactly as `flask --app wsgi redcap push` runs it: batches of
   REDCAP_BATCH_SIZE (100), the REDCap client's ceiling REDCAP_MAX_CALLS_PER_SECOND (5), validation against
   the stored metadata, every pre-push check registered by other areas (issue 8 reads REDCap once per batch
   to refuse overwriting staff data), `returnContent=ids` confirmation, bulk status updates.
@@ -196,7 +196,7 @@ def queue_submissions(start: int, n: int, now: datetime) -> None:
 
 def measure_ours(base: str, label: str, now: datetime) -> dict:
     from app.extensions import db
-    from app.redcap_push import push_pending
+    from app.redcap.push.run import push_pending
 
     control(base, {"clear_calls": True})
     with RssSampler() as mem:
@@ -225,8 +225,9 @@ def measure_baseline(base: str, sample: int, now: datetime, rate: float) -> dict
 
     from app.extensions import db
     from app.models import Submission
-    from app.redcap_client import client_from_config
-    from app.redcap_queues import PassContext, PushReport, SubmissionQueue
+    from app.redcap.client import client_from_config
+    from app.redcap.push.queue import PassContext, PushReport
+    from app.redcap.push.submissions import SubmissionQueue
 
     config = dict(current_app.config, REDCAP_MAX_CALLS_PER_SECOND=rate)
     client = client_from_config(config)
@@ -266,7 +267,7 @@ def main() -> None:
 
     from app import create_app
     from app.extensions import db
-    from app.redcap_metadata import refresh_metadata
+    from app.redcap.metadata import refresh_metadata
     from config import TestingConfig
     from devservers.redcap_api import DEV_TOKEN
 

@@ -4,7 +4,8 @@ Method (printed with the figures):
 - The local REDCap-compatible server (devservers) holds N fictitious participants at baseline and, for
   10 % of them, a week-4 questionnaire entered by staff (complete). Every API answer is delayed by
   100 ms (`set_latency(100)`), as a remote REDCap would be.
-- Ours: `app.roster.sync_roster` on an empty SQLite database, as `flask --app wsgi roster sync` runs it:
+- Ours: `app.redcap.roster.sync_roster` on an empty SQLite database, as `flask --app wsgi roster sync`
+  runs it:
   one export of record ids, then per chunk of 500 records one enrollment export and ONE follow-up status
   export (`{questionnaire}_complete` and the contact status field, follow-up events only), all through the
   REDCap client (rate ceiling REDCAP_MAX_CALLS_PER_SECOND, here 10). Calls are counted by the server.
@@ -81,8 +82,8 @@ def run(participants: int, latency_ms: int, sample: int = 100) -> None:
     from app import create_app
     from app.extensions import db
     from app.models import Visit
-    from app.redcap_status import export_status_rows
-    from app.roster import sync_roster
+    from app.redcap.roster import sync_roster
+    from app.redcap.status import export_status_rows
     from config import TestingConfig
     from devservers.redcap_api import DEV_TOKEN, create_redcap_app
     from devservers.redcap_project import ProjectDefinition

@@ -151,11 +151,7 @@ class SchedulerRunner:
             try:
                 leader = self.lease.acquire(now)
                 if leader:
-                    row = db.session.get(SystemState, HEARTBEAT_KEY)
-                    if row is None:
-                        db.session.add(SystemState(key=HEARTBEAT_KEY, value=now.isoformat()))
-                    else:
-                        row.value = now.isoformat()
+                    SystemState.write(HEARTBEAT_KEY, now.isoformat())
                     db.session.commit()
                 else:
                     self._standby_next_try(now)

@@ -14,6 +14,7 @@ from flask import Flask
 from app import create_app
 from app.extensions import db
 from config import TestingConfig
+from tests import network_guard
 from tests.dbs import postgres_test_database, postgres_unavailable_reason
 
 BACKENDS = ["sqlite", "postgres"]
@@ -24,11 +25,14 @@ pytest_plugins = ["tests.browser_support"]
 
 
 def pytest_configure(config) -> None:
-    """Under `TIMESHIFT` (make test-timeshift), make sure this process and its subprocesses run shifted.
+    """Fail any outbound call to a non-loopback address (tests/network_guard.py), then apply TIMESHIFT.
+
+    Under `TIMESHIFT` (make test-timeshift), make sure this process and its subprocesses run shifted.
 
     The Makefile puts tests/timeshift_site on PYTHONPATH so the shift starts at interpreter start;
     a bare `TIMESHIFT=+400d pytest` gets the same here, for this process and every child.
     """
+    network_guard.install()
     if not os.environ.get("TIMESHIFT"):
         return
     if str(TIMESHIFT_SITE) not in sys.path:

@@ -10,6 +10,20 @@ from app.models import Participant, User, utcnow
 
 _seq = itertools.count(1)
 
+# A complete, valid week-4 questionnaire as the participant's form posts it (no red flag).
+GOOD_ANSWERS = {
+    "fu_fever": "0",
+    "fu_mmrc": "1",
+    "fu_cough": "1",
+    "fu_sneezing": "0",
+    "fu_diarrhea": "0",
+    "fu_spo2": "97",
+    "fu_readmitted": "0",
+    "fu_ae___1": "1",
+    "fu_health_today": "80",
+    "fu_comments": "Feeling better",
+}
+
 
 def fake_cn_phone(n: int | None = None) -> str:
     """A fictitious Chinese mobile in E.164 (+86 138 0013 8000–8999)."""

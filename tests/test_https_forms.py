@@ -17,9 +17,9 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models import Submission, utcnow
 from app.questionnaire.store import save_metadata
+from tests.factories import GOOD_ANSWERS as GOOD
 from tests.factories import make_user
 from tests.patient.conftest import TRIAL, invite, load_metadata
-from tests.patient.test_submit import GOOD
 
 SITE = "https://followup.example.org"
 PROXIED = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.7"}

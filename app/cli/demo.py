@@ -15,13 +15,13 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
-from app.accounts import create_user
 from app.cli.tick import _parse_now
+from app.console.accounts import create_user
 from app.console.useradmin import change_role
 from app.extensions import db
-from app.links import issue_link, link_url
 from app.models import Participant, User, Visit, utcnow
 from app.models.visit import FINAL_STATUSES
+from app.participants.links import issue_link, link_url
 from app.sms.planner import in_send_window
 
 DEMO_PASSWORD = "demo-password-123"  # noqa: S105 - printed for the newcomer on purpose

@@ -8,7 +8,7 @@ from flask.cli import with_appcontext
 from app.cli.tick import _parse_now
 from app.extensions import db
 from app.models import utcnow
-from app.redcap_client import (
+from app.redcap.client import (
     ForbiddenFieldError,
     RedcapAuthError,
     RedcapClientError,
@@ -22,7 +22,7 @@ NOW_HELP = "Pretend it is this moment (UTC unless a zone is given)."
 
 def _fail(what: str, exc: Exception) -> click.ClickException:
     """One line naming what failed and why; the database is rolled back and the REDCap error time noted."""
-    from app.redcap_push import note_redcap_error
+    from app.redcap.state import note_redcap_error
 
     db.session.rollback()
     if isinstance(exc, RedcapClientError) and not isinstance(exc, ForbiddenFieldError | RedcapConfigError):
@@ -49,7 +49,7 @@ def roster_cli() -> None:
 @with_appcontext
 def roster_sync(now_text: str | None) -> None:
     """Create or update participants and their visits from REDCap's enrollment rows (never deletes)."""
-    from app.roster import RowSkipped, sync_roster
+    from app.redcap.roster import RowSkipped, sync_roster
 
     now = _parse_now(now_text) or utcnow()
     with click.progressbar(length=0, label="roster", file=None, show_pos=True) as bar:
@@ -87,7 +87,7 @@ def redcap_cli() -> None:
 def refresh_metadata_command(now_text: str | None) -> None:
     """Fetch the questionnaire's definition from REDCap and check events; a bad one keeps the last good."""
     from app.questionnaire.definition import MetadataError
-    from app.redcap_metadata import RefreshError, refresh_metadata
+    from app.redcap.metadata import RefreshError, refresh_metadata
 
     now = _parse_now(now_text) or utcnow()
     try:
@@ -110,7 +110,7 @@ def refresh_metadata_command(now_text: str | None) -> None:
 @with_appcontext
 def push_command(now_text: str | None, retry_now: bool) -> None:
     """Push queued answers and visit statuses to REDCap in batches; non-zero exit if REDCap is down."""
-    from app.redcap_push import push_pending
+    from app.redcap.push.run import push_pending
 
     now = _parse_now(now_text) or utcnow()
     try:

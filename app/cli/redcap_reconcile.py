@@ -10,8 +10,8 @@ from flask.cli import with_appcontext
 from app.cli.redcap import NOW_HELP, _fail, redcap_cli
 from app.cli.tick import _parse_now
 from app.models import utcnow
-from app.redcap_client import RedcapClientError
-from app.redcap_reconcile import ReconcileReport, completed_count, reconcile
+from app.redcap.client import RedcapClientError
+from app.redcap.reconcile import ReconcileReport, completed_count, reconcile
 
 HEADERS = ("record", "visit", "event", "submission", "difference", "sync", "fields", "action")
 

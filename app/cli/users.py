@@ -8,7 +8,7 @@ import click
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
-from app.accounts import AccountError, change_password, create_user
+from app.console.accounts import AccountError, change_password, create_user
 from app.extensions import db
 from app.models import ROLES, User
 

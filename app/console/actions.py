@@ -13,15 +13,18 @@ from zoneinfo import ZoneInfo
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
-from app import audit, links
-from app.console import adapters
+from app import audit
 from app.console.labels import status_label
 from app.extensions import db
 from app.models import AuditEntry, InboundMessage, Participant, RedcapStatusPush, Submission, Visit
-from app.participants import lifecycle
+from app.models.push_row import PushRow
+from app.participants import lifecycle, links
 from app.participants.pending_texts import cancel_pending_texts
+from app.participants.visits import complete_visit, reopen_visit
+from app.redcap.push.submissions import retry_submission as requeue_submission
+from app.redcap.push.visit_statuses import queue_status_push
 from app.schedule import SendWindow
-from app.visits import complete_visit, reopen_visit
+from app.sms.planner import queue_manual_reminder
 
 MANUAL_TEXT_ACTIONS = ("visit.reminder_requested", "visit.link_resent")
 
@@ -44,12 +47,6 @@ class TooSoon(ActionRefused):
     """A manual text was sent to this participant too recently."""
 
     status = 429
-
-
-class Unavailable(ActionRefused):
-    """A collaborating service this action needs is not installed."""
-
-    status = 503
 
 
 def _audit(now: datetime, actor: str, action: str, **kwargs) -> AuditEntry:
@@ -118,9 +115,7 @@ def _check_window(participant: Participant, window: SendWindow, now: datetime, c
 
 def _queue_text(visit: Visit, now: datetime, actor: str, outside: bool) -> None:
     try:
-        adapters.queue_manual_reminder(visit, now, actor, outside_window_confirmed=outside)
-    except adapters.Unavailable as exc:
-        raise Unavailable(str(exc)) from None
+        queue_manual_reminder(visit, now, actor, outside_window_confirmed=outside)
     except ValueError as exc:  # the SMS engine's own refusal, in its words
         raise ActionRefused(str(exc)) from None
 
@@ -193,7 +188,8 @@ def mark_done_in_clinic(visit: Visit, now: datetime, actor: str, reason: str) ->
     complete_visit(visit, "clinic", now, actor, reason=reason)
     links.revoke_links(visit, now)
     cancel_pending_texts(visit=visit, reason="visit completed in clinic", actor=actor)
-    return adapters.queue_status_push(visit, "completed", now)
+    queue_status_push(visit, "completed", now)
+    return True
 
 
 def reopen_missed_visit(visit: Visit, days: int, now: datetime, actor: str, reason: str) -> None:
@@ -250,7 +246,7 @@ def retry_push(submission: Submission, now: datetime, actor: str, reason: str) -
                 status=status_label(submission.sync_status),
             )
         )
-    adapters.retry_submission(submission, now, actor, reason)
+    requeue_submission(submission, now, actor=actor, reason=reason)
 
 
 def retry_status_push(row: RedcapStatusPush, now: datetime, actor: str, reason: str) -> None:
@@ -263,10 +259,7 @@ def retry_status_push(row: RedcapStatusPush, now: datetime, actor: str, reason: 
             )
         )
     previous_error = (row.last_error or "")[:300]
-    row.sync_status = "pending"
-    row.sync_attempts = 0
-    row.next_attempt_at = now
-    row.last_error = None
+    PushRow.requeue(row, now)  # a retry, not a new queueing: queued_at is kept
     _audit(
         now,
         actor,

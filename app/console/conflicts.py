@@ -1,6 +1,6 @@
 """Console: submissions held back because REDCap already had staff's data, side by side, with two actions.
 
-Thin views over app.redcap_conflicts. Viewing needs the viewer role; importing anyway or discarding
+Thin views over app.redcap.conflicts. Viewing needs the viewer role; importing anyway or discarding
 needs a coordinator. Each decision form carries the hash of the REDCap values shown, so an import
 is refused if REDCap changed while the coordinator was looking.
 """
@@ -16,13 +16,13 @@ from flask_login import current_user
 from wtforms import HiddenField
 from wtforms.validators import DataRequired, Length, Regexp
 
-from app.console import bp
+from app.console.blueprint import bp
 from app.console.forms import ReasonForm
 from app.console.permissions import require_role
 from app.extensions import db
 from app.models import Submission, utcnow
-from app.redcap_client import RedcapClientError
-from app.redcap_conflicts import (
+from app.redcap.client import RedcapClientError
+from app.redcap.conflicts import (
     ConflictChanged,
     ConflictStateError,
     comparison,

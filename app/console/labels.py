@@ -88,7 +88,7 @@ def local_time(value: Any, fmt: str = "%Y-%m-%d %H:%M") -> str:
     """A UTC instant shown in the study's time zone (coordinators work in the hospital's time)."""
     if value is None:
         return "—"
-    from app.study_plan import study_zone
+    from app.schedule.study_plan import study_zone
 
     return value.astimezone(study_zone()).strftime(fmt)
 

@@ -12,8 +12,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from app.console import adapters
 from app.console.actions import start_message_after_opt_out
+from app.console.answer_rows import answer_rows
 from app.console.labels import visit_label
 from app.extensions import db
 from app.models import (
@@ -121,7 +121,7 @@ def build_page(participant: Participant, language: str) -> ParticipantPage:
             VisitCard(
                 visit=visit,
                 submission=submission,
-                answers=adapters.answer_rows(submission, language) if submission else [],
+                answers=answer_rows(submission, language) if submission else [],
                 messages=[m for m in messages if m.visit_id == visit.id],
                 status_push=status_pushes.get(visit.id),
             )

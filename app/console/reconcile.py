@@ -7,11 +7,11 @@ from typing import Any
 from flask import render_template
 from flask_babel import gettext as _
 
-from app import redcap_reconcile
-from app.console import bp
+from app.console.blueprint import bp
 from app.console.permissions import require_role
 from app.models import utcnow
-from app.redcap_client import RedcapClientError
+from app.redcap import reconcile as redcap_reconcile
+from app.redcap.client import RedcapClientError
 
 
 @bp.route("/reconcile")

@@ -22,8 +22,9 @@ from flask_login import current_user
 from sqlalchemy import func, select, text
 from wtforms.fields.choices import SelectChoice
 
-from app.console import actions, bp
+from app.console import actions
 from app.console.auth import safe_next
+from app.console.blueprint import bp
 from app.console.export import VisitFilters, csv_rows, visit_query
 from app.console.forms import (
     AcknowledgeForm,
@@ -39,7 +40,7 @@ from app.console.permissions import require_role
 from app.console.worklist import build_worklist
 from app.extensions import db
 from app.models import Participant, RedcapStatusPush, Submission, Visit, utcnow
-from app.study_plan import send_window, study_zone, visit_plan
+from app.schedule.study_plan import send_window, study_zone, visit_plan
 
 PAGE_SIZE = 100
 

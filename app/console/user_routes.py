@@ -6,8 +6,9 @@ from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from app.accounts import AccountError, create_user
-from app.console import bp, useradmin
+from app.console import useradmin
+from app.console.accounts import AccountError, create_user
+from app.console.blueprint import bp
 from app.console.forms import UserActiveForm, UserCreateForm, UserRoleForm
 from app.console.permissions import require_role
 from app.console.routes import _actor, _locked, _run_action

@@ -1,7 +1,6 @@
 """Health checks for the hospital's monitoring: no participant data, ever."""
 
-from flask import Blueprint
+from app.health import routes  # noqa: F401  (attaches its routes to bp)
+from app.health.blueprint import bp
 
-bp = Blueprint("health", __name__)
-
-from app.health import routes  # noqa: E402,F401
+__all__ = ["bp"]

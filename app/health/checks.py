@@ -15,10 +15,10 @@ REDCAP_ERROR_KEY = "redcap.last_error_at"
 
 
 def _state_time(key: str) -> datetime | None:
-    row = db.session.get(SystemState, key)
-    if row is None or not row.value:
+    value = SystemState.read(key)
+    if not value:
         return None
-    return datetime.fromisoformat(row.value)
+    return datetime.fromisoformat(value)
 
 
 def health_report(config: Any, now: datetime | None = None) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import current_app, jsonify
 
-from app.health import bp
+from app.health.blueprint import bp
 from app.health.checks import health_report
 
 

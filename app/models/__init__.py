@@ -3,7 +3,7 @@
 from app.models.audit import AuditEntry
 from app.models.calls import CALL_OUTCOMES, CallAttempt
 from app.models.messaging import InboundMessage, OutboundMessage
-from app.models.participant import Participant
+from app.models.participant import ENDED_STATUSES, Participant, StudyStatus
 from app.models.redcap_refresh import ConflictDecision, RecordRefresh
 from app.models.redcap_sync import RedcapEnrollmentStatusPush, RedcapStatusPush
 from app.models.sms import SmsRateBucket, SmsStatusEvent
@@ -15,6 +15,7 @@ from app.models.visit import Visit
 
 __all__ = [
     "CALL_OUTCOMES",
+    "ENDED_STATUSES",
     "ROLES",
     "ROLES_BY_NAME",
     "AuditEntry",
@@ -32,6 +33,7 @@ __all__ = [
     "SchedulerLease",
     "SmsRateBucket",
     "SmsStatusEvent",
+    "StudyStatus",
     "Submission",
     "SurveyLink",
     "SystemState",

@@ -26,6 +26,8 @@ OUTBOUND_STATUSES = (
     "cancelled",  # withdrawn before sending (visit completed, participant withdrawn…)
 )
 OUTBOUND_KINDS = ("reminder", "manual", "redflag_alert", "reply", "test")
+PARTICIPANT_KINDS = ("reminder", "manual", "reply")  # texts that go to a participant (the rest to staff)
+LINK_KINDS = ("reminder", "manual")  # texts that carry a visit's link
 
 
 class OutboundMessage(db.Model):

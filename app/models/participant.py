@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from enum import StrEnum
 
 from sqlalchemy import CheckConstraint, Date, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -10,7 +11,19 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from app.extensions import db
 from app.models.types import UTCDateTime, utcnow
 
-STUDY_STATUSES = ("active", "withdrawn", "deceased", "lost")
+
+class StudyStatus(StrEnum):
+    """A participant's study status, as REDCap's roster (or a coordinator) records it."""
+
+    ACTIVE = "active"
+    WITHDRAWN = "withdrawn"
+    DECEASED = "deceased"
+    LOST = "lost"
+
+
+STUDY_STATUSES = tuple(status.value for status in StudyStatus)
+# The one tuple of statuses that end a participation (plain strings: they go into SQL and messages).
+ENDED_STATUSES = tuple(status.value for status in StudyStatus if status is not StudyStatus.ACTIVE)
 LANGUAGES = ("en", "zh")
 # Why a number cannot be texted; "ok" means it can.
 PHONE_STATUSES = ("ok", "missing", "invalid", "unusable")
@@ -45,7 +58,7 @@ class Participant(db.Model):
     timezone: Mapped[str] = mapped_column(String(64))
     sms_consent: Mapped[bool] = mapped_column(default=False)
     status: Mapped[str] = mapped_column(String(20), default="active", index=True)
-    # A status ended in the console sticks until REDCap has recorded it (see app.roster).
+    # A status ended in the console sticks until REDCap has recorded it (see app.redcap.roster).
     status_source: Mapped[str] = mapped_column(String(20), default="redcap", server_default="redcap")
     status_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     opted_out: Mapped[bool] = mapped_column(default=False)

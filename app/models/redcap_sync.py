@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
+from app.models.push_row import PushRow
 from app.models.types import UTCDateTime, utcnow
 
 # "refused" and "callback" come from a coordinator's call (app.participants.calls); "callback" is interim.
@@ -20,7 +21,19 @@ STATUS_PUSH_STATES = ("pending", "pushed", "failed")
 PUSHED_STUDY_STATUSES = ("withdrawn", "deceased")
 
 
-class RedcapStatusPush(db.Model):
+class StatusPushRow(PushRow):
+    """A status owed to REDCap: the push columns plus when it was (re)queued."""
+
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def requeue(self, now: datetime) -> None:
+        """Due now from a fresh start, as a newly queued status (the pushed time forgotten)."""
+        super().requeue(now)
+        self.queued_at = now
+        self.pushed_at = None
+
+
+class RedcapStatusPush(StatusPushRow, db.Model):
     """The latest status of one visit to write into REDCap, and where that write stands."""
 
     __tablename__ = "redcap_status_pushes"
@@ -33,12 +46,6 @@ class RedcapStatusPush(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     visit_id: Mapped[int] = mapped_column(ForeignKey("visits.id", ondelete="CASCADE"), unique=True)
     status: Mapped[str] = mapped_column(String(20))
-    sync_status: Mapped[str] = mapped_column(String(20), default="pending")
-    sync_attempts: Mapped[int] = mapped_column(default=0)
-    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    last_error: Mapped[str | None] = mapped_column(Text)
-    queued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    pushed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     visit = relationship("Visit")
 
@@ -46,7 +53,7 @@ class RedcapStatusPush(db.Model):
         return f"<RedcapStatusPush visit={self.visit_id} {self.status} {self.sync_status}>"
 
 
-class RedcapEnrollmentStatusPush(db.Model):
+class RedcapEnrollmentStatusPush(StatusPushRow, db.Model):
     """A study status (withdrawn, deceased) recorded in the console, owed to REDCap's enrollment form."""
 
     __tablename__ = "redcap_enrollment_status_pushes"
@@ -61,12 +68,6 @@ class RedcapEnrollmentStatusPush(db.Model):
         ForeignKey("participants.id", ondelete="CASCADE"), unique=True
     )
     status: Mapped[str] = mapped_column(String(20))
-    sync_status: Mapped[str] = mapped_column(String(20), default="pending")
-    sync_attempts: Mapped[int] = mapped_column(default=0)
-    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    last_error: Mapped[str | None] = mapped_column(Text)
-    queued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    pushed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     participant = relationship("Participant")
 

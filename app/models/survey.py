@@ -9,6 +9,7 @@ from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, U
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
+from app.models.push_row import PushRow
 from app.models.types import UTCDateTime, utcnow
 
 SYNC_STATUSES = ("pending", "pushed", "failed", "conflict", "discarded")
@@ -65,7 +66,7 @@ class EntryCode(db.Model):
     visit = relationship("Visit")
 
 
-class Submission(db.Model):
+class Submission(PushRow, db.Model):
     """The one accepted questionnaire of a visit, in REDCap's raw codes, and its REDCap sync state."""
 
     __tablename__ = "submissions"
@@ -87,11 +88,6 @@ class Submission(db.Model):
     red_flag_acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     red_flag_acknowledged_by: Mapped[str | None] = mapped_column(String(200))
     red_flag_note: Mapped[str | None] = mapped_column(Text)
-    sync_status: Mapped[str] = mapped_column(String(20), default="pending")
-    sync_attempts: Mapped[int] = mapped_column(default=0)
-    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    last_error: Mapped[str | None] = mapped_column(Text)
-    pushed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     redcap_snapshot: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # REDCap's side of a conflict
 
     visit = relationship("Visit")

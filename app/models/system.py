@@ -31,3 +31,18 @@ class SystemState(db.Model):
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     value: Mapped[Any] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    @classmethod
+    def read(cls, key: str) -> Any:
+        """The value stored under `key`, or None."""
+        row = db.session.get(cls, key)
+        return None if row is None else row.value
+
+    @classmethod
+    def write(cls, key: str, value: Any) -> None:
+        """Store `value` under `key` in the caller's transaction (the one put of a named value)."""
+        row = db.session.get(cls, key)
+        if row is None:
+            db.session.add(cls(key=key, value=value))
+        elif row.value != value:
+            row.value = value

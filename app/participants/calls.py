@@ -27,8 +27,8 @@ from app.extensions import db
 from app.models import CALL_OUTCOMES, CallAttempt, OutboundMessage, Participant, Visit
 from app.participants import lifecycle
 from app.participants.pending_texts import cancel_pending_texts
-from app.redcap_push import queue_status_push
-from app.sms.checks import Decision
+from app.redcap.push.visit_statuses import queue_status_push
+from app.sms.decisions import Decision
 from app.sms.delivery import mark_phone
 
 # Outcomes that only count a try: refused once the cap is reached (a person reached is always recorded).

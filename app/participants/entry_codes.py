@@ -8,7 +8,7 @@ down by the same per-client limit as link tokens (`app.patient.guessing`); every
 two codes ever issued collide, and a collision at issue time is retried with a fresh code.
 
 A code is bound to one visit and valid over the visit link's window; it stays usable until the window
-closes, the visit is answered or closed, or its links are revoked (`app.links.revoke_links`).
+closes, the visit is answered or closed, or its links are revoked (`app.participants.links.revoke_links`).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
-from app.links import issue_link
 from app.models import EntryCode, Visit
+from app.participants.links import issue_link
 
 log = logging.getLogger(__name__)
 

@@ -6,14 +6,13 @@ from datetime import datetime
 from typing import Literal
 
 from app import audit
-from app.links import revoke_links
-from app.models import Participant
+from app.models import ENDED_STATUSES, Participant
 from app.models.participant import OPT_OUT_SOURCES
+from app.participants.links import revoke_links
 from app.participants.pending_texts import cancel_pending_texts
-from app.redcap_enrollment import queue_enrollment_status
-from app.redcap_push import queue_status_push
-from app.roster_rows import ENDED_STATUSES
-from app.visits import cancel_visit
+from app.participants.visits import cancel_visit
+from app.redcap.push.study_statuses import queue_enrollment_status
+from app.redcap.push.visit_statuses import queue_status_push
 
 Source = Literal["console", "redcap"]
 OptOutSource = Literal["reply", "web", "coordinator", "provider"]
@@ -58,7 +57,7 @@ def end_participation(
 
     - `"console"`: a coordinator recorded it; REDCap does not know yet. The study status is also queued
       for REDCap's enrollment form (`queue_enrollment_status`), and `status_source = "console"` keeps
-      the end in place while REDCap still says "active" (`app.redcap_enrollment.console_end_pending`).
+      the end in place while REDCap still says "active" (`app.redcap.enrollment.console_end_pending`).
       Only "withdrawn" and "deceased" can be pushed there.
     - `"redcap"`: the roster brought it from REDCap, so nothing is pushed back to the enrollment form.
 
@@ -115,7 +114,7 @@ def opt_out(
       on a repeat too, so a text queued in between is caught.
 
     REDCap hears of it through the visit-status push: a visit missed while opted out is pushed as
-    `opted_out` (`app.redcap_queues`). Consent and study status are untouched. Adds to the session; the
+    `opted_out` (`app.redcap.push.queue`). Consent and study status are untouched. Adds to the session; the
     caller commits. Returns whether the participant was opted in before.
     """
     if source not in OPT_OUT_SOURCES:

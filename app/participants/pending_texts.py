@@ -7,7 +7,7 @@ from sqlalchemy import update
 from app import audit
 from app.extensions import db
 from app.models import OutboundMessage, Participant, Visit
-from app.sms.checks import PARTICIPANT_KINDS
+from app.models.messaging import PARTICIPANT_KINDS
 
 
 def cancel_pending_texts(

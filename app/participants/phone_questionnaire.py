@@ -16,13 +16,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from app.extensions import db
-from app.links import find_link, issue_link
 from app.models import Submission, Visit
 from app.participants.calls import check_callable, record_reached
+from app.participants.links import find_link, issue_link
+from app.participants.submissions import SubmissionOutcome, accept_submission
 from app.questionnaire.answers import clean_answers
 from app.questionnaire.definition import InstrumentDef
 from app.questionnaire.form_builder import Question, QuestionnaireForm
-from app.submissions import SubmissionOutcome, accept_submission
 
 SOURCE = "interviewer"
 

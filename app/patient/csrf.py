@@ -5,7 +5,8 @@ from __future__ import annotations
 from flask import request
 from flask_wtf.csrf import CSRFError
 
-from app.patient import bp, entry, reminders, routes
+from app.patient import entry, reminders, routes
+from app.patient.blueprint import bp
 
 
 @bp.errorhandler(CSRFError)

@@ -17,7 +17,8 @@ from app.extensions import db, unlimited_view
 from app.i18n import SUPPORTED
 from app.models import utcnow
 from app.participants.entry_codes import MAX_TYPED, redeem
-from app.patient import bp, flow, guessing
+from app.patient import flow, guessing
+from app.patient.blueprint import bp
 from app.patient.routes import _too_many, _use_language
 
 

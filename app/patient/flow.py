@@ -21,15 +21,15 @@ from sqlalchemy import Select, bindparam, select
 
 from app.extensions import db
 from app.i18n import SUPPORTED
-from app.links import hash_token
 from app.models import InstrumentVersion, Participant, Submission, SurveyLink, Visit
 from app.models.visit import FINAL_STATUSES
+from app.participants.links import hash_token
+from app.participants.submissions import SubmissionOutcome, accept_submission
 from app.questionnaire import translations as tr
 from app.questionnaire.answers import clean_answers
 from app.questionnaire.definition import InstrumentDef
 from app.questionnaire.form_builder import Question, QuestionnaireForm, logic_map
 from app.questionnaire.store import current_definition
-from app.submissions import SubmissionOutcome, accept_submission
 
 INVALID = "invalid"  # every unusable token, whatever the reason
 RECEIVED = "received"  # a valid link whose visit already has its answers

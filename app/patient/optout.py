@@ -14,8 +14,8 @@ from flask import current_app, g, render_template, session, url_for
 from flask_wtf.csrf import generate_csrf
 from markupsafe import escape
 
-from app.links import find_link
 from app.models import Participant
+from app.participants.links import find_link
 
 ANSWERED_KEY = "answered_link"  # the link this session sent answers through
 # Stand-ins in the cached block, replaced per request: they cannot occur in a token or in the texts.

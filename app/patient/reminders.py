@@ -13,7 +13,8 @@ from flask import render_template, request
 from app.extensions import db, unlimited_view
 from app.models import utcnow
 from app.participants import lifecycle
-from app.patient import bp, flow
+from app.patient import flow
+from app.patient.blueprint import bp
 from app.patient.optout import link_participant
 from app.patient.routes import _invalid_counted, _use_language
 

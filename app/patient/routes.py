@@ -13,7 +13,8 @@ from werkzeug.exceptions import TooManyRequests
 
 from app.extensions import unlimited_view
 from app.models import utcnow
-from app.patient import bp, flow, guessing, optout
+from app.patient import flow, guessing, optout
+from app.patient.blueprint import bp
 from app.questionnaire.form_builder import UNANSWERED
 from app.questionnaire.translations import instrument_label
 

@@ -15,8 +15,8 @@ from app.questionnaire.definition import (
     InstrumentDef,
     MetadataError,
     checkbox_column,
-    parse_metadata,
 )
+from app.questionnaire.metadata import parse_metadata
 
 __all__ = [
     "Choice",

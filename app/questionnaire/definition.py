@@ -224,15 +224,6 @@ class InstrumentDef:
         return [col for f in self.fields for col in f.columns] + [self.complete_column]
 
 
-# The parser needs the classes above; importing it last keeps `definition` the one public module.
-from app.questionnaire.metadata import (  # noqa: E402
-    canonical_rows,
-    field_from_row,
-    metadata_hash,
-    parse_choices,
-    parse_metadata,
-)
-
 __all__ = [
     "CHOICE_TYPES",
     "METADATA_KEYS",
@@ -241,10 +232,5 @@ __all__ = [
     "FieldDef",
     "InstrumentDef",
     "MetadataError",
-    "canonical_rows",
     "checkbox_column",
-    "field_from_row",
-    "metadata_hash",
-    "parse_choices",
-    "parse_metadata",
 ]

@@ -7,13 +7,11 @@ The form renders and keeps typed answers; `answers.clean_answers` stays the judg
 
 from __future__ import annotations
 
-import re
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from html import unescape
 from typing import Any
 
 from flask_babel import gettext as _
@@ -27,12 +25,12 @@ from app.questionnaire import translations as tr
 from app.questionnaire.branching import to_json
 from app.questionnaire.definition import FieldDef, InstrumentDef
 from app.questionnaire.only_if import describe
+from app.questionnaire.text import plain
 from app.questionnaire.validation import resolve_bound
 
 # Sliders the participant leaves at "no answer" are listed here (no REDCap field starts with "_"). Only the
 # script's slider sends it: without JavaScript a slider is a number box, and a blank box is no answer.
 UNANSWERED = "_unanswered"
-_TAG = re.compile(r"<[^>]*>")
 # input_kind -> (input type, inputmode, step)
 _INPUTS: dict[str, tuple[str, str | None, str | None]] = {
     "integer": ("number", "numeric", "1"),
@@ -41,11 +39,6 @@ _INPUTS: dict[str, tuple[str, str | None, str | None]] = {
     "email": ("email", "email", None),
     "phone": ("tel", "tel", None),
 }
-
-
-def plain(text: str | None) -> str:
-    """REDCap labels may hold rich-text HTML; the page shows them as plain text (escaped on output)."""
-    return re.sub(r"\s+", " ", unescape(_TAG.sub(" ", text or ""))).strip()
 
 
 @dataclass

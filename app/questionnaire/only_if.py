@@ -11,6 +11,7 @@ from flask_babel import gettext as _
 from app.questionnaire import translations as tr
 from app.questionnaire.branching import BoolOp, Compare, Lit, Node, Ref
 from app.questionnaire.definition import InstrumentDef
+from app.questionnaire.text import plain
 
 MAX_QUESTION = 70  # characters of a question's label quoted in the sentence
 
@@ -36,15 +37,11 @@ def _short(text: str) -> str:
 
 
 def _question(ref: Ref, instrument: InstrumentDef, lang: str) -> str:
-    from app.questionnaire.form_builder import plain
-
     fdef = instrument.field(ref.field)
     return _short(plain(tr.field_label(fdef, lang))) if fdef is not None else ref.field
 
 
 def _value(ref: Ref, literal: str, instrument: InstrumentDef, lang: str) -> str:
-    from app.questionnaire.form_builder import plain
-
     fdef = instrument.field(ref.field)
     if fdef is not None and fdef.has_choices and not fdef.is_checkbox and fdef.choice_label(literal):
         label = plain(tr.choice_label(fdef, literal, lang))

@@ -15,7 +15,8 @@ from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
 from app.models import InstrumentVersion
-from app.questionnaire.definition import InstrumentDef, MetadataError, canonical_rows, parse_metadata
+from app.questionnaire.definition import InstrumentDef, MetadataError
+from app.questionnaire.metadata import canonical_rows, parse_metadata
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,8 @@ from typing import Any
 
 from flask import current_app, has_app_context
 
-from app.questionnaire.definition import FieldDef, field_from_row
+from app.questionnaire.definition import FieldDef
+from app.questionnaire.metadata import field_from_row
 
 log = logging.getLogger(__name__)
 DEFAULT_FILE = Path(__file__).resolve().parents[2] / "study" / "translations_zh.json"

@@ -8,7 +8,6 @@ visit may be done. Each check answers send, skip (with a reason kept on the row)
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -17,33 +16,24 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import OutboundMessage, Participant, Visit
+from app.models.messaging import LINK_KINDS, PARTICIPANT_KINDS
+from app.redcap.freshness import freshness_check
 from app.schedule import SendWindow, next_send_moment
 from app.schedule.engine import local_midnight
+from app.sms.decisions import SEND, Decision
 
-PARTICIPANT_KINDS = ("reminder", "manual", "reply")
-LINK_KINDS = ("reminder", "manual")
 MANUAL_MAX_DELAY = timedelta(hours=1)
 
 
-@dataclass(frozen=True)
-class Decision:
-    """send / skip (final, with reason) / defer (back to pending until `until`)."""
-
-    action: str
-    reason: str = ""
-    until: datetime | None = None
-
-
-SEND = Decision("send")
 SendCheck = Callable[[OutboundMessage, Participant | None, Visit | None, datetime], Decision | None]
 _extra_checks: list[SendCheck] = []
 
 
 def register_send_check(check: SendCheck) -> None:
-    """Add a check run just before each participant-facing text (e.g. re-read REDCap when the roster is old).
+    """Add a check run just before each participant-facing text, after the freshness check.
 
-    A check returns None to let the text go, Decision("skip", reason) to drop it, or
-    Decision("defer", reason, until) to keep it pending (e.g. REDCap unreachable: wait for the next pass).
+    Registered by name in `create_app` (e.g. `app.participants.calls.call_send_check`). A check returns
+    None to let the text go, Decision("skip", reason) to drop it, or Decision("defer", reason, until).
     """
     if check not in _extra_checks:
         _extra_checks.append(check)
@@ -96,6 +86,9 @@ def decide(
         decision = one_a_day(msg, participant, visit, now)
         if decision is not None:
             return decision
+    decision = freshness_check(msg, participant, visit, now)  # stale REDCap facts: re-read first
+    if decision is not None and decision.action != "send":
+        return decision
     for check in _extra_checks:
         decision = check(msg, participant, visit, now)
         if decision is not None and decision.action != "send":

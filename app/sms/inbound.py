@@ -19,9 +19,9 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
-from app.links import issue_link, link_url
 from app.models import InboundMessage, OutboundMessage, Participant
 from app.participants import lifecycle
+from app.participants.links import issue_link, link_url
 from app.sms.providers import mask_number
 from app.sms.texts import render
 

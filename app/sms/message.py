@@ -23,9 +23,9 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 from flask_babel import force_locale
 
-from app.links import issue_link, link_url
 from app.models import OutboundMessage
 from app.participants.entry_codes import issue_code as issue_entry_code
+from app.participants.links import issue_link, link_url
 from app.sms.kinds import PARAM_ORDER
 from app.sms.texts import LINK_TEMPLATES, render, template_for, visit_label
 

@@ -9,22 +9,20 @@ otherwise the row goes back to `pending` and the next send pass re-checks and se
 from __future__ import annotations
 
 import logging
-import re
 from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import select
 
 from app.extensions import db
-from app.links import find_link
 from app.models import OutboundMessage
-from app.sms.providers import Accepted, ProviderError, SentRecord, get_provider
-from app.sms.texts import LINK_TEMPLATES
+from app.sms.matching import SKEW, matches
+from app.sms.outcomes import record_accepted
+from app.sms.providers import Accepted, ProviderError, get_provider
+from app.sms.transmit import BACKOFF_CAP, MAX_TRIES
 
 log = logging.getLogger(__name__)
 
-TOKEN_IN_BODY = re.compile(r"/s/([A-Za-z0-9_\-]{16,64})")
-SKEW = timedelta(minutes=5)
 
 
 def stuck_after() -> timedelta:
@@ -33,48 +31,14 @@ def stuck_after() -> timedelta:
     A live send makes at most MAX_TRIES provider calls, each possibly followed by a two-request
     lookup, all bounded by TWILIO_TIMEOUT, with at most 2 x BACKOFF_CAP of backoff between them.
     """
-    from app.sms.sender import BACKOFF_CAP, MAX_TRIES
-
     timeout = float(current_app.config.get("TWILIO_TIMEOUT") or 15.0)
     longest = MAX_TRIES * (3 * timeout + 2 * BACKOFF_CAP)
     return timedelta(seconds=max(120.0, longest + 60.0))
 
 
-def matches(msg: OutboundMessage, record: SentRecord, now: datetime, body: str | None = None) -> bool:
-    """Whether the provider's `record` is the text of outbox row `msg`.
-
-    Our own reference when the provider keeps one (console); the exact body when we still hold
-    it (a retry in the same process); after a crash, link texts are recognised by their token,
-    whose hash must be a link of this visit issued since the claim, and other texts by their
-    (deterministic) body, rebuilt as of the claim (or `now` for a row never claimed).
-    """
-    if record.ref is not None:
-        return record.ref == str(msg.id)
-    if record.body is None:
-        return False
-    if body is not None:
-        return record.body == body
-    if msg.template in LINK_TEMPLATES:
-        if msg.visit_id is None:
-            return False
-        since = (msg.claimed_at or datetime.min.replace(tzinfo=record.created_at.tzinfo)) - SKEW
-        for token in TOKEN_IN_BODY.findall(record.body):
-            link = find_link(token)
-            if link is not None and link.visit_id == msg.visit_id and link.created_at >= since:
-                return True
-        return False
-    try:
-        from app.sms.sender import build_body
-
-        return record.body == build_body(msg, msg.claimed_at or now)
-    except Exception:  # a body we can no longer rebuild is not ours to adopt
-        return False
-
-
 def reconcile_stuck(now: datetime) -> dict[str, int]:
     """Resolve rows stuck in `sending`; commits. Returns counts adopted / released / waiting."""
     from app.sms.delivery import apply_orphan_events
-    from app.sms.sender import record_accepted
 
     orphans = apply_orphan_events(now)
     cutoff = now - stuck_after()

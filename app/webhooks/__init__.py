@@ -1,7 +1,11 @@
-"""Webhooks from the SMS provider and REDCap's Data Entry Trigger."""
+"""Webhooks from the SMS providers and REDCap's Data Entry Trigger."""
 
-from flask import Blueprint
+from app.webhooks import (
+    aliyun,  # noqa: F401  (POST /sms/aliyun/report, /sms/aliyun/up)
+    redcap_det,  # noqa: F401  (POST /redcap/det)
+    tencent,  # noqa: F401  (POST /sms/tencent/status, /sms/tencent/reply)
+    twilio,  # noqa: F401  (POST /sms/twilio/status, /sms/twilio/inbound)
+)
+from app.webhooks.blueprint import bp
 
-bp = Blueprint("webhooks", __name__)
-
-from app.webhooks import routes  # noqa: E402,F401
+__all__ = ["bp"]

@@ -10,7 +10,7 @@ from flask import Response
 
 from app.extensions import csrf
 from app.sms.callbacks_cn import aliyun_replies, aliyun_reports
-from app.webhooks import bp
+from app.webhooks.blueprint import bp
 from app.webhooks.cn_common import handle_push, large_push
 
 OK = {"code": 0, "msg": "成功"}

@@ -17,13 +17,10 @@ import re
 from flask import Response, current_app, request
 from sqlalchemy import select
 
-# Imported for their registration with the push (pre-import conflict check) and the SMS sender
-# (send-time freshness check): this module is loaded by every process that builds the app.
-from app import redcap_conflicts, redcap_freshness  # noqa: F401
 from app.extensions import csrf, db, limiter
 from app.models import Participant, utcnow
-from app.redcap_refresh import enqueue, is_pending, kick_worker, pending_count
-from app.webhooks import bp
+from app.redcap.rereads import enqueue, is_pending, kick_worker, pending_count
+from app.webhooks.blueprint import bp
 
 log = logging.getLogger(__name__)
 

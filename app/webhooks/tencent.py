@@ -10,7 +10,7 @@ from flask import Response
 
 from app.extensions import csrf
 from app.sms.callbacks_cn import tencent_replies, tencent_statuses
-from app.webhooks import bp
+from app.webhooks.blueprint import bp
 from app.webhooks.cn_common import handle_push, large_push
 
 OK = {"result": 0, "errmsg": "OK"}

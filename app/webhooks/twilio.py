@@ -16,7 +16,7 @@ from app.extensions import csrf
 from app.models import utcnow
 from app.sms.delivery import record_callback
 from app.sms.inbound import handle_inbound
-from app.webhooks import bp
+from app.webhooks.blueprint import bp
 
 
 def signature_valid() -> bool:

@@ -8,7 +8,6 @@ import pytest
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.links import hash_token
 from app.models import (
     OutboundMessage,
     Participant,
@@ -17,6 +16,7 @@ from app.models import (
     SurveyLink,
     Visit,
 )
+from app.participants.links import hash_token
 from tests.console.conftest import NOW, add_message
 from tests.console.helpers import last_audit, refused
 

@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import AuditEntry, CallAttempt, OutboundMessage, Submission, User, Visit
-from app.redcap_metadata import refresh_metadata
-from app.redcap_push import push_pending
+from app.redcap.metadata import refresh_metadata
+from app.redcap.push.run import push_pending
 from app.sms.planner import plan_due
 from app.sms.sender import send_due
 from tests.console.conftest import _FAST_HASH, NOW, PASSWORD, FreshClient, add_visit, sign_in

@@ -17,7 +17,6 @@ from argon2 import PasswordHasher
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.links import issue_link
 from app.models import (
     AuditEntry,
     OutboundMessage,
@@ -29,7 +28,8 @@ from app.models import (
     Visit,
     utcnow,
 )
-from app.roster import sync_roster
+from app.participants.links import issue_link
+from app.redcap.roster import sync_roster
 from tests.console.conftest import PASSWORD, FreshClient, sign_in
 from tests.redcap.conftest import baseline_row
 

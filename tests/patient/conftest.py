@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from app.extensions import db
-from app.links import issue_link
 from app.models import Participant, Visit, utcnow
+from app.participants.links import issue_link
 from app.questionnaire.store import save_metadata
 from tests.factories import make_participant
 

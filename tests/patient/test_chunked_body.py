@@ -23,8 +23,8 @@ from app.models import Submission, utcnow
 from app.questionnaire.store import save_metadata
 from devservers.runner import serve_in_thread
 from tests.conftest import build_app
+from tests.factories import GOOD_ANSWERS as GOOD
 from tests.patient.conftest import TRIAL, invite, load_metadata
-from tests.patient.test_submit import GOOD
 
 ROOT = Path(__file__).resolve().parents[2]
 LIMIT = 64 * 1024  # MAX_CONTENT_LENGTH's default

@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import select
 
 from app.extensions import db
-from app.links import revoke_links
 from app.models import EntryCode, SurveyLink, utcnow
 from app.participants import entry_codes
 from app.participants.entry_codes import ALPHABET, CODE_LENGTH, issue_code, normalise, personal_code
+from app.participants.links import revoke_links
 from app.questionnaire.store import save_metadata
 from tests.patient.conftest import TRIAL, invite, load_metadata
 

@@ -13,8 +13,8 @@ from app.models import InstrumentVersion, Submission, utcnow
 from app.patient import flow
 from app.questionnaire.store import current_definition, save_metadata
 from tests.conftest import build_app
+from tests.factories import GOOD_ANSWERS as GOOD
 from tests.patient.conftest import TRIAL, WELLBEING, invite, load_metadata
-from tests.patient.test_submit import GOOD
 
 APP_DIR = Path(__file__).resolve().parents[2] / "app"
 

@@ -13,8 +13,8 @@ from app.extensions import db
 from app.models import Submission, utcnow
 from app.questionnaire.answers import validate_stored
 from app.questionnaire.store import current_definition, save_metadata
+from tests.factories import GOOD_ANSWERS as GOOD
 from tests.patient.conftest import TRIAL, invite, load_metadata
-from tests.patient.test_submit import GOOD
 
 COLUMNS = [
     "fu_fever",

@@ -9,8 +9,8 @@ import pytest
 
 from app.extensions import db
 from app.models import utcnow
+from tests.factories import GOOD_ANSWERS as GOOD
 from tests.patient.conftest import invite
-from tests.patient.test_submit import GOOD
 
 
 def _normalized(html: str) -> str:
@@ -27,7 +27,7 @@ def _unusable_tokens(client) -> dict[str, str]:
     for link in db.session.query(SurveyLink).filter_by(visit_id=expired.visit.id):
         link.valid_from, link.valid_until = expired.visit.opens_at, expired.visit.closes_at
     revoked = invite()
-    from app.links import revoke_links
+    from app.participants.links import revoke_links
 
     revoke_links(revoked.visit, utcnow())
     not_yet = invite(opened_days_ago=-3, closes_in_days=10)

@@ -15,8 +15,8 @@ from app.questionnaire.store import save_metadata
 from app.tick import run_step
 from devservers.runner import serve_in_thread
 from devservers.twilio_api import TwilioState, create_twilio_app
+from tests.factories import GOOD_ANSWERS as GOOD
 from tests.patient.conftest import TRIAL, invite, load_metadata
-from tests.patient.test_submit import GOOD
 
 SID = "AC0123456789abcdef0123456789abcdef"  # fictitious
 AUTH = "fedcba9876543210fedcba9876543210"  # fictitious

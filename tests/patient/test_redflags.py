@@ -11,8 +11,8 @@ from app.extensions import db
 from app.models import OutboundMessage, Submission, utcnow
 from app.questionnaire.redflags import Rule, evaluate, parse_rules, usable_rules
 from config import DEFAULT_RED_FLAG_RULES
+from tests.factories import GOOD_ANSWERS as GOOD
 from tests.patient.conftest import TRIAL, invite, load_metadata
-from tests.patient.test_submit import GOOD
 
 ONCALL = "+8613800138001, 13800138002"
 

@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import Submission
+from tests.factories import GOOD_ANSWERS as GOOD
 from tests.patient.conftest import invite
-from tests.patient.test_submit import GOOD
 
 
 def slider_markup(html: str, name: str) -> str:

@@ -8,20 +8,8 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import AuditEntry, OutboundMessage, Submission, SurveyLink, utcnow
+from tests.factories import GOOD_ANSWERS as GOOD
 from tests.patient.conftest import invite
-
-GOOD = {
-    "fu_fever": "0",
-    "fu_mmrc": "1",
-    "fu_cough": "1",
-    "fu_sneezing": "0",
-    "fu_diarrhea": "0",
-    "fu_spo2": "97",
-    "fu_readmitted": "0",
-    "fu_ae___1": "1",
-    "fu_health_today": "80",
-    "fu_comments": "Feeling better",
-}
 
 
 def submissions() -> int:
@@ -151,7 +139,7 @@ def test_second_submit_and_replay_are_already_received(trial, client):
 
 def test_concurrent_accept_keeps_one_submission(trial, app):
     """Two accepts racing on the same visit: the unique visit_id turns the second into 'already received'."""
-    from app import submissions as module
+    from app.participants import submissions as module
 
     inv = invite()
     link = db.session.scalar(select(SurveyLink))
@@ -166,7 +154,7 @@ def test_concurrent_accept_keeps_one_submission(trial, app):
 
 
 def test_visit_completed_elsewhere_shows_already_received(trial, client):
-    from app.visits import complete_visit
+    from app.participants.visits import complete_visit
 
     inv = invite()
     complete_visit(inv.visit, "clinic", utcnow(), "coordinator@example.org")

@@ -9,11 +9,11 @@ import requests
 from sqlalchemy import select
 
 from app.extensions import db
-from app.links import issue_link
 from app.models import Participant, utcnow
+from app.participants.links import issue_link
 from app.tick import run_step
 from devservers.runner import serve_in_thread
-from tests.patient.test_submit import GOOD
+from tests.factories import GOOD_ANSWERS as GOOD
 from tests.redcap.conftest import baseline_row, redcap_env_factory, redcap_server  # noqa: F401
 
 

@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from app.questionnaire.definition import METADATA_KEYS, InstrumentDef, parse_metadata
+from app.questionnaire.definition import METADATA_KEYS, InstrumentDef
+from app.questionnaire.metadata import parse_metadata
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "metadata"
 TRIAL = "followup_questionnaire"

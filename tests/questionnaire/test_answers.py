@@ -11,7 +11,7 @@ from werkzeug.datastructures import MultiDict
 
 from app.questionnaire.answers import clean_answers, validate_stored
 from app.questionnaire.branching import evaluate
-from app.questionnaire.definition import parse_metadata
+from app.questionnaire.metadata import parse_metadata
 from tests.questionnaire.helpers import row, trial, trial_rows, wellbeing, wellbeing_rows
 
 TODAY = date(2026, 11, 25)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from app.questionnaire.definition import Choice, MetadataError, metadata_hash, parse_metadata
+from app.questionnaire.definition import Choice, MetadataError
+from app.questionnaire.metadata import metadata_hash, parse_metadata
 from tests.questionnaire.helpers import TRIAL, WELLBEING, row, trial, trial_rows, wellbeing, wellbeing_rows
 
 

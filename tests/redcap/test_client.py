@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.redcap_client import (
+from app.redcap.client import (
     ForbiddenFieldError,
     RedcapAuthError,
     RedcapClient,

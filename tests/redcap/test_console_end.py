@@ -10,8 +10,8 @@ from app.console.actions import end_participation
 from app.console.worklist import build_worklist
 from app.extensions import db
 from app.models import AuditEntry, OutboundMessage, Participant, RedcapEnrollmentStatusPush, utcnow
-from app.redcap_push import push_pending
-from app.roster import sync_roster
+from app.redcap.push.run import push_pending
+from app.redcap.roster import sync_roster
 from tests.redcap.conftest import baseline_row
 
 DISCHARGE = (date.today() - timedelta(days=26)).isoformat()

@@ -88,7 +88,7 @@ def test_demo_logins_are_what_they_are_announced_as(runner):
 
 
 def test_an_older_demo_database_gets_its_coordinator_demoted(runner):
-    from app.accounts import create_user
+    from app.console.accounts import create_user
 
     create_user("coordinator@example.org", "demo-password-123", "admin")  # what `demo user` made before
     db.session.commit()

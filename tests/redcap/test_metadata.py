@@ -162,8 +162,8 @@ def test_a_classic_project_without_events_works_end_to_end(redcap_env_factory, t
     from datetime import date, timedelta
 
     from app.models import Participant, Submission, utcnow
-    from app.redcap_push import push_pending
-    from app.roster import sync_roster
+    from app.redcap.push.run import push_pending
+    from app.redcap.roster import sync_roster
     from tests.redcap.projects import wellbeing_project
 
     root = wellbeing_project(tmp_path / "classic")

@@ -9,12 +9,13 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import AuditEntry, Participant, Submission, SystemState, utcnow
+from app.participants.visits import schedule_participant
 from app.questionnaire.store import save_metadata
-from app.redcap_client import get_client
-from app.redcap_metadata import refresh_metadata
-from app.redcap_push import push_pending, retry_submission
-from app.study_plan import send_window, visit_plan
-from app.visits import schedule_participant
+from app.redcap.client import get_client
+from app.redcap.metadata import refresh_metadata
+from app.redcap.push.run import push_pending
+from app.redcap.push.submissions import retry_submission
+from app.schedule.study_plan import send_window, visit_plan
 from devservers.redcap_api import DEV_TOKEN
 from tests.factories import make_participant
 
@@ -151,8 +152,8 @@ def test_rejection_is_isolated_to_the_bad_record(redcap_server, caplog):
 
 def test_a_pre_push_check_refused_by_redcap_is_isolated_like_an_import(redcap_server, monkeypatch):
     """Another area's check (issue 8 registers one) that REDCap refuses is halved down to the bad row."""
-    from app import redcap_push
-    from app.redcap_client import RedcapRejected
+    from app.redcap.client import RedcapRejected
+    from app.redcap.push import run as redcap_push
 
     ready(redcap_server)
     ids = submissions(6)
@@ -260,8 +261,8 @@ def test_missed_withdrawn_and_opted_out_visits_are_pushed_as_their_codes(redcap_
         schedule_participant(p, visit_plan(), send_window(), now)
         people[record] = p
     db.session.commit()
-    from app.redcap_push import queue_status_push
-    from app.visits import cancel_visit, sweep_visits
+    from app.participants.visits import cancel_visit, sweep_visits
+    from app.redcap.push.visit_statuses import queue_status_push
 
     month6 = next(v for v in people["4203"].visits if v.visit_key == "month_6")
     cancel_visit(month6, "participant withdrawn", "test")
@@ -328,7 +329,7 @@ def test_a_visit_status_entered_in_redcap_is_never_overwritten(redcap_server):
         ]
     )
     from app.models.redcap_sync import RedcapStatusPush
-    from app.visits import sweep_visits
+    from app.participants.visits import sweep_visits
 
     sweep_visits(now)
     db.session.commit()

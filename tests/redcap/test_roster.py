@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models import AuditEntry, OutboundMessage, Participant, Visit, utcnow
 from app.models.redcap_sync import RedcapStatusPush
-from app.roster import RowSkipped, normalize_phone, parse_row, roster_fields, sync_roster
+from app.redcap.roster import RowSkipped, normalize_phone, parse_row, roster_fields, sync_roster
 from tests.redcap.conftest import baseline_row
 
 TODAY = date.today()

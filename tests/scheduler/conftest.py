@@ -8,7 +8,15 @@ from app.extensions import db
 from devservers.runner import serve_in_thread
 from devservers.twilio_api import TwilioState, create_twilio_app
 from tests.conftest import build_app
-from tests.scheduler.harness import ACCOUNT_SID, AUTH_TOKEN, twilio_settings
+from tests.scheduler.harness import ACCOUNT_SID, AUTH_TOKEN, SchedulerProcesses, twilio_settings
+
+
+@pytest.fixture
+def schedulers(tmp_path):
+    """Start `flask --app wsgi scheduler` subprocesses (`schedulers.start(env)`); all killed at teardown."""
+    processes = SchedulerProcesses(tmp_path)
+    yield processes
+    processes.stop_all()
 
 
 @pytest.fixture

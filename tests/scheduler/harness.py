@@ -20,8 +20,8 @@ from zoneinfo import ZoneInfo
 
 from app.extensions import db
 from app.models import Participant
-from app.study_plan import send_window, visit_plan
-from app.visits import schedule_participant, sweep_visits
+from app.participants.visits import schedule_participant, sweep_visits
+from app.schedule.study_plan import send_window, visit_plan
 
 ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT_SID = "AC0123456789abcdef0123456789abcdef"  # fictitious
@@ -196,3 +196,28 @@ def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 
             return True
         time.sleep(interval)
     return bool(predicate())
+
+
+class SchedulerProcesses:
+    """The `schedulers` fixture: starts scheduler subprocesses for one test and kills every one after it."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.started: list[SchedulerProcess] = []
+
+    def env(self, database_url: str, **settings: str) -> dict[str, str]:
+        """The environment of a scheduler process on `database_url`, instance folder in the test's tmp."""
+        return scheduler_env(database_url, self.tmp_path / "instance", **settings)
+
+    def start(
+        self, env: dict[str, str], log_path: Path | None = None, shift_seconds: float = 0
+    ) -> SchedulerProcess:
+        """Start one scheduler (log in tmp/scheduler.log unless told), tracked for teardown."""
+        proc = SchedulerProcess(env, log_path or self.tmp_path / "scheduler.log", shift_seconds).start()
+        self.started.append(proc)
+        return proc
+
+    def stop_all(self) -> None:
+        """Teardown: nothing outlives the test, whatever failed."""
+        for proc in self.started:
+            proc.stop_quietly()

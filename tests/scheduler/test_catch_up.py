@@ -11,9 +11,7 @@ from app.extensions import db
 from app.models import utcnow
 from tests.conftest import build_app
 from tests.scheduler.harness import (
-    SchedulerProcess,
     add_due_reminders,
-    scheduler_env,
     twilio_settings,
     wait_until,
 )
@@ -21,7 +19,7 @@ from tests.scheduler.harness import (
 pytestmark = pytest.mark.slow
 
 
-def test_first_pass_after_downtime_catches_up_once_and_skips_stale(tmp_path, twilio):
+def test_first_pass_after_downtime_catches_up_once_and_skips_stale(tmp_path, twilio, schedulers):
     state, api_url = twilio
     settings = twilio_settings(api_url)
     app = build_app("sqlite", tmp_path, **settings)
@@ -32,14 +30,12 @@ def test_first_pass_after_downtime_catches_up_once_and_skips_stale(tmp_path, twi
         fresh = add_due_reminders(20, now, start=0, days_since_discharge=26)
         behind = add_due_reminders(20, now, start=100, days_since_discharge=30)
         db.engine.dispose()
-    env = scheduler_env(app.config["SQLALCHEMY_DATABASE_URI"], tmp_path / "instance", **settings)
-    proc = SchedulerProcess(env, tmp_path / "scheduler.log").start()
-    try:
-        proc.wait_for_log("first send pass after start")
-        assert wait_until(lambda: len(state.messages) >= 40, 10)
-        assert proc.terminate() == 0
-    finally:
-        proc.stop_quietly()
+    env = schedulers.env(app.config["SQLALCHEMY_DATABASE_URI"], **settings)
+    proc = schedulers.start(env)
+    proc.wait_for_log("first send pass after start")
+    assert wait_until(lambda: len(state.messages) >= 40, 10)
+    assert proc.terminate() == 0
+    schedulers.stop_all()
     line = next(line for line in proc.log().splitlines() if "first send pass after start" in line)
     match = re.search(r"sent (\d+) \(caught up late: (\d+)\), skipped (\d+) as stale", line)
     assert match, line

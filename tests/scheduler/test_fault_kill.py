@@ -25,9 +25,7 @@ from tests.conftest import build_app
 from tests.scheduler.harness import (
     ACCOUNT_SID,
     AUTH_TOKEN,
-    SchedulerProcess,
     add_due_reminders,
-    scheduler_env,
     twilio_settings,
     wait_until,
 )
@@ -57,7 +55,7 @@ def _open_rows() -> int:
     )
 
 
-def test_sigkill_ten_times_while_1000_reminders_are_due(tmp_path, twilio):
+def test_sigkill_ten_times_while_1000_reminders_are_due(tmp_path, twilio, schedulers):
     state, api_url = twilio
     settings = {**twilio_settings(api_url), "SMS_RATE_PER_SECOND": "200", "SCHEDULER_LEASE_SECONDS": "2"}
     app = build_app("sqlite", tmp_path, **settings)
@@ -66,35 +64,29 @@ def test_sigkill_ten_times_while_1000_reminders_are_due(tmp_path, twilio):
     print(f"FAULT_SEED={seed}")
     with app.app_context():
         phones = add_due_reminders(REMINDERS, utcnow())
-    env = scheduler_env(app.config["SQLALCHEMY_DATABASE_URI"], tmp_path / "instance", **settings)
+    env = schedulers.env(app.config["SQLALCHEMY_DATABASE_URI"], **settings)
     log_path = tmp_path / "scheduler.log"
-    processes: list[SchedulerProcess] = []
-    try:
-        started = time.monotonic()
-        for kill in range(KILLS):
-            proc = SchedulerProcess(env, log_path).start()
-            processes.append(proc)
-            before = len(state.messages)
-            if rng.random() < 0.3:
-                time.sleep(rng.uniform(0.2, 2.5))  # anywhere: start-up, standby wait, planning, sending
-            else:
-                target = before + rng.randint(1, 80)
-                wait_until(lambda t=target, p=proc: len(state.messages) >= t or not p.alive(), 10)
-                time.sleep(rng.uniform(0, 0.03))  # mid-request, mid-commit, between rows
-            assert proc.alive(), proc.log()[-3000:]
-            proc.kill()
-            print(f"kill {kill + 1} at {time.monotonic() - started:.1f} s: {len(state.messages)} sent")
-        sent_during_kills = len(state.messages)
-        final = SchedulerProcess(env, log_path, shift_seconds=600).start()
-        processes.append(final)
-        with app.app_context():
-            done = wait_until(lambda: len(state.messages) >= REMINDERS and _open_rows() == 0, 45, 0.2)
-        assert done, f"seed {seed}: {len(state.messages)} sent, log:\n{final.log()[-4000:]}"
-        print(f"all settled at {time.monotonic() - started:.1f} s")
-        assert final.terminate() == 0
-    finally:
-        for proc in processes:
-            proc.stop_quietly()
+    started = time.monotonic()
+    for kill in range(KILLS):
+        proc = schedulers.start(env, log_path)
+        before = len(state.messages)
+        if rng.random() < 0.3:
+            time.sleep(rng.uniform(0.2, 2.5))  # anywhere: start-up, standby wait, planning, sending
+        else:
+            target = before + rng.randint(1, 80)
+            wait_until(lambda t=target, p=proc: len(state.messages) >= t or not p.alive(), 10)
+            time.sleep(rng.uniform(0, 0.03))  # mid-request, mid-commit, between rows
+        assert proc.alive(), proc.log()[-3000:]
+        proc.kill()
+        print(f"kill {kill + 1} at {time.monotonic() - started:.1f} s: {len(state.messages)} sent")
+    sent_during_kills = len(state.messages)
+    final = schedulers.start(env, log_path, shift_seconds=600)
+    with app.app_context():
+        done = wait_until(lambda: len(state.messages) >= REMINDERS and _open_rows() == 0, 45, 0.2)
+    assert done, f"seed {seed}: {len(state.messages)} sent, log:\n{final.log()[-4000:]}"
+    print(f"all settled at {time.monotonic() - started:.1f} s")
+    assert final.terminate() == 0
+    schedulers.stop_all()
 
     # Exactly once, counted at the provider.
     assert state.duplicates() == [], f"seed {seed}"

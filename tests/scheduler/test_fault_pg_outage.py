@@ -18,9 +18,7 @@ from app.extensions import db
 from app.health.checks import HEARTBEAT_KEY
 from app.models import OutboundMessage, SystemState, utcnow
 from tests.scheduler.harness import (
-    SchedulerProcess,
     add_due_reminders,
-    scheduler_env,
     wait_until,
 )
 
@@ -41,15 +39,15 @@ def _admin_engine(database_url: str):
     return create_engine(admin, isolation_level="AUTOCOMMIT")
 
 
-def test_database_goes_away_and_comes_back(tmp_path, twilio, pg_app):
+def test_database_goes_away_and_comes_back(tmp_path, twilio, pg_app, schedulers):
     state, _ = twilio
     app = pg_app
     url = app.config["SQLALCHEMY_DATABASE_URI"]
     name = make_url(url).database
     with app.app_context():
         phones = add_due_reminders(100, utcnow())
-    env = scheduler_env(url, tmp_path / "instance", **app.config["FAULT_SETTINGS"])
-    proc = SchedulerProcess(env, tmp_path / "scheduler.log").start()
+    env = schedulers.env(url, **app.config["FAULT_SETTINGS"])
+    proc = schedulers.start(env)
     admin = _admin_engine(url)
     try:
         assert wait_until(lambda: len(state.messages) >= 20, 20), proc.log()[-2000:]
@@ -82,7 +80,7 @@ def test_database_goes_away_and_comes_back(tmp_path, twilio, pg_app):
         # Rows whose provider call went out while the database was gone are settled by reconcile once
         # their claims are old enough; the restart "later" shows nothing was lost or doubled.
         assert proc.terminate() == 0
-        later = SchedulerProcess(env, tmp_path / "scheduler.log", shift_seconds=600).start()
+        later = schedulers.start(env, shift_seconds=600)
         with app.app_context():
             assert wait_until(lambda: len(state.messages) >= len(phones) and _open_rows() == 0, 30), (
                 later.log()[-3000:]
@@ -92,6 +90,6 @@ def test_database_goes_away_and_comes_back(tmp_path, twilio, pg_app):
         with admin.connect() as conn:
             conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
         admin.dispose()
-        proc.stop_quietly()
+        schedulers.stop_all()
     assert state.duplicates() == []
     assert Counter(m.to for m in state.messages) == Counter(phones)

@@ -19,9 +19,7 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models import OutboundMessage, SchedulerLease, utcnow
 from tests.scheduler.harness import (
-    SchedulerProcess,
     add_due_reminders,
-    scheduler_env,
     wait_until,
 )
 
@@ -45,36 +43,32 @@ def _open_rows() -> int:
     )
 
 
-def test_two_schedulers_overlapping_on_postgres_send_each_reminder_once(tmp_path, twilio, pg_app):
+def test_two_schedulers_overlapping_on_postgres_send_each_reminder_once(tmp_path, twilio, pg_app, schedulers):
     state, _ = twilio
     app = pg_app
     with app.app_context():
         phones = add_due_reminders(200, utcnow())
-    env = scheduler_env(
-        app.config["SQLALCHEMY_DATABASE_URI"], tmp_path / "instance", **app.config["FAULT_SETTINGS"]
+    env = schedulers.env(app.config["SQLALCHEMY_DATABASE_URI"], **app.config["FAULT_SETTINGS"]
     )
-    first = SchedulerProcess(env, tmp_path / "a.log").start()
-    second = SchedulerProcess(env, tmp_path / "b.log").start()
+    first = schedulers.start(env, tmp_path / "a.log")
+    second = schedulers.start(env, tmp_path / "b.log")
     procs = {first.pid: first, second.pid: second}
-    try:
-        with app.app_context():
-            assert wait_until(lambda: len(state.messages) >= 40, 20), first.log()[-2000:]
-            leader = procs[_leader_pid()]
-            standby = second if leader is first else first
-            leader.signal(signal.SIGSTOP)  # frozen mid-pass, lease running out
-            assert wait_until(lambda: _leader_pid() == standby.pid, 6), standby.log()[-2000:]
-            # Thaw soon after the takeover: the frozen process may hold a short row lock (the shared rate
-            # bucket), which would hold the new leader up too; the point is the overlap that follows.
-            time.sleep(0.5)
-            leader.signal(signal.SIGCONT)  # the old leader wakes inside its send pass
-            assert wait_until(lambda: len(state.messages) >= len(phones) and _open_rows() == 0, 40), (
-                f"{len(state.messages)} sent\n{leader.log()[-2000:]}\n{standby.log()[-2000:]}"
-            )
-            db.session.remove()
-        assert first.terminate() == 0 and second.terminate() == 0
-    finally:
-        first.stop_quietly()
-        second.stop_quietly()
+    with app.app_context():
+        assert wait_until(lambda: len(state.messages) >= 40, 20), first.log()[-2000:]
+        leader = procs[_leader_pid()]
+        standby = second if leader is first else first
+        leader.signal(signal.SIGSTOP)  # frozen mid-pass, lease running out
+        assert wait_until(lambda: _leader_pid() == standby.pid, 6), standby.log()[-2000:]
+        # Thaw soon after the takeover: the frozen process may hold a short row lock (the shared rate
+        # bucket), which would hold the new leader up too; the point is the overlap that follows.
+        time.sleep(0.5)
+        leader.signal(signal.SIGCONT)  # the old leader wakes inside its send pass
+        assert wait_until(lambda: len(state.messages) >= len(phones) and _open_rows() == 0, 40), (
+            f"{len(state.messages)} sent\n{leader.log()[-2000:]}\n{standby.log()[-2000:]}"
+        )
+        db.session.remove()
+    assert first.terminate() == 0 and second.terminate() == 0
+    schedulers.stop_all()
     assert state.duplicates() == []
     assert Counter(m.to for m in state.messages) == Counter(phones)
     # Both really sent (each process's send passes report what they sent).

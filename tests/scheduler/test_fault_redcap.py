@@ -20,18 +20,18 @@ import pytest
 from sqlalchemy import select
 
 from app.extensions import db
-from app.links import find_link, issue_link
 from app.models import Participant, Submission, utcnow
-from app.redcap_metadata import refresh_metadata
-from app.study_plan import send_window, visit_plan
-from app.submissions import accept_submission
-from app.visits import schedule_participant, sweep_visits
+from app.participants.links import find_link, issue_link
+from app.participants.submissions import accept_submission
+from app.participants.visits import schedule_participant, sweep_visits
+from app.redcap.metadata import refresh_metadata
+from app.schedule.study_plan import send_window, visit_plan
 from devservers.redcap_api import DEV_TOKEN, create_redcap_app
 from devservers.redcap_project import ProjectDefinition
 from devservers.redcap_state import RedcapState
 from devservers.runner import serve_in_thread
 from tests.conftest import build_app
-from tests.scheduler.harness import SchedulerProcess, fake_phone, scheduler_env, wait_until
+from tests.scheduler.harness import fake_phone, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -119,7 +119,7 @@ def _refused_calls(state: RedcapState) -> int:
     )
 
 
-def test_redcap_outage_during_arrivals_loses_nothing(tmp_path, redcap):
+def test_redcap_outage_during_arrivals_loses_nothing(tmp_path, redcap, schedulers):
     state, api_url = redcap
     settings = {
         "REDCAP_API_URL": api_url,
@@ -134,50 +134,46 @@ def test_redcap_outage_during_arrivals_loses_nothing(tmp_path, redcap):
     with app.app_context():
         refresh_metadata(utcnow())  # the push checks answers against the stored metadata
         waiting = _participants(TOTAL)
-    env = scheduler_env(app.config["SQLALCHEMY_DATABASE_URI"], tmp_path / "instance", **settings)
+    env = schedulers.env(app.config["SQLALCHEMY_DATABASE_URI"], **settings)
     log_path = tmp_path / "scheduler.log"
-    proc = SchedulerProcess(env, log_path).start()
+    proc = schedulers.start(env, log_path)
     later = None
-    try:
-        proc.wait_for_log("first send pass after start")
-        with app.app_context():
-            for kind, count in (("500", 160), ("timeout", 170), ("ban", 170)):
-                state.reset()
-                state.fail(kind, count=None, hang_s=1.0)
-                failed_before = _refused_calls(state)
-                for _ in range(4):  # arrivals spread over several push passes
-                    _arrive(waiting, count // 4 + (1 if _ < count % 4 else 0))
-                    time.sleep(0.3)
-                assert wait_until(lambda fb=failed_before: _refused_calls(state) >= fb + 2, 15), kind
-                db.session.remove()
-            assert waiting == []
-            state.reset()  # REDCap is back (the ban lifted)
-            # REDCap refused or timed out every import so far: nothing is in its questionnaire event yet.
-            assert not [
-                r
-                for r in state.records(events=[EVENT], fields=["record_id", "fu_comments"])
-                if r["fu_comments"]
-            ]
+    proc.wait_for_log("first send pass after start")
+    with app.app_context():
+        for kind, count in (("500", 160), ("timeout", 170), ("ban", 170)):
+            state.reset()
+            state.fail(kind, count=None, hang_s=1.0)
+            failed_before = _refused_calls(state)
+            for _ in range(4):  # arrivals spread over several push passes
+                _arrive(waiting, count // 4 + (1 if _ < count % 4 else 0))
+                time.sleep(0.3)
+            assert wait_until(lambda fb=failed_before: _refused_calls(state) >= fb + 2, 15), kind
             db.session.remove()
-        assert proc.alive(), proc.log()[-3000:]
-        assert proc.terminate() == 0
-        later = SchedulerProcess(env, log_path, shift_seconds=3600).start()
-        with app.app_context():
+        assert waiting == []
+        state.reset()  # REDCap is back (the ban lifted)
+        # REDCap refused or timed out every import so far: nothing is in its questionnaire event yet.
+        assert not [
+            r
+            for r in state.records(events=[EVENT], fields=["record_id", "fu_comments"])
+            if r["fu_comments"]
+        ]
+        db.session.remove()
+    assert proc.alive(), proc.log()[-3000:]
+    assert proc.terminate() == 0
+    later = schedulers.start(env, log_path, shift_seconds=3600)
+    with app.app_context():
 
-            def all_pushed() -> bool:
-                db.session.remove()
-                return Counter(db.session.scalars(select(Submission.sync_status))) == Counter(
-                    {"pushed": TOTAL}
-                )
-
-            assert wait_until(all_pushed, 30, 0.2), later.log()[-3000:]
+        def all_pushed() -> bool:
             db.session.remove()
-            db.engine.dispose()
-        assert later.terminate() == 0
-    finally:
-        proc.stop_quietly()
-        if later is not None:
-            later.stop_quietly()
+            return Counter(db.session.scalars(select(Submission.sync_status))) == Counter(
+                {"pushed": TOTAL}
+            )
+
+        assert wait_until(all_pushed, 30, 0.2), later.log()[-3000:]
+        db.session.remove()
+        db.engine.dispose()
+    assert later.terminate() == 0
+    schedulers.stop_all()
     rows = state.records(events=[EVENT], fields=["record_id", "fu_comments", "fu_health_today"])
     rows = [row for row in rows if row.get("fu_comments")]
     assert len(rows) == TOTAL

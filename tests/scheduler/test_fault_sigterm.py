@@ -12,9 +12,7 @@ from app.extensions import db
 from app.models import OutboundMessage, SchedulerLease, utcnow
 from tests.conftest import build_app
 from tests.scheduler.harness import (
-    SchedulerProcess,
     add_due_reminders,
-    scheduler_env,
     twilio_settings,
     wait_until,
 )
@@ -22,21 +20,19 @@ from tests.scheduler.harness import (
 pytestmark = pytest.mark.slow
 
 
-def test_sigterm_mid_pass_finishes_the_pass_and_exits_zero(tmp_path, twilio):
+def test_sigterm_mid_pass_finishes_the_pass_and_exits_zero(tmp_path, twilio, schedulers):
     state, api_url = twilio
     settings = {**twilio_settings(api_url), "SMS_RATE_PER_SECOND": "100"}
     app = build_app("sqlite", tmp_path, **settings)
     with app.app_context():
         phones = add_due_reminders(200, utcnow())
-    env = scheduler_env(app.config["SQLALCHEMY_DATABASE_URI"], tmp_path / "instance", **settings)
-    proc = SchedulerProcess(env, tmp_path / "scheduler.log").start()
-    try:
-        assert wait_until(lambda: len(state.messages) >= 20, 20), proc.log()[-3000:]
-        proc.signal(signal.SIGTERM)
-        in_flight_at_signal = len(state.messages)
-        code = proc.terminate(timeout=30)
-    finally:
-        proc.stop_quietly()
+    env = schedulers.env(app.config["SQLALCHEMY_DATABASE_URI"], **settings)
+    proc = schedulers.start(env)
+    assert wait_until(lambda: len(state.messages) >= 20, 20), proc.log()[-3000:]
+    proc.signal(signal.SIGTERM)
+    in_flight_at_signal = len(state.messages)
+    code = proc.terminate(timeout=30)
+    schedulers.stop_all()
     log = proc.log()
     assert code == 0, log[-3000:]
     assert "SIGTERM received: finishing the job in progress" in log
@@ -55,14 +51,12 @@ def test_sigterm_mid_pass_finishes_the_pass_and_exits_zero(tmp_path, twilio):
         db.engine.dispose()
 
 
-def test_sigterm_while_idle_exits_at_once(tmp_path):
+def test_sigterm_while_idle_exits_at_once(tmp_path, schedulers):
     app = build_app("sqlite", tmp_path)
-    env = scheduler_env(app.config["SQLALCHEMY_DATABASE_URI"], tmp_path / "instance")
-    proc = SchedulerProcess(env, tmp_path / "scheduler.log").start()
-    try:
-        proc.wait_for_log("first send pass after start")
-        assert proc.terminate(timeout=10) == 0
-    finally:
-        proc.stop_quietly()
+    env = schedulers.env(app.config["SQLALCHEMY_DATABASE_URI"])
+    proc = schedulers.start(env)
+    proc.wait_for_log("first send pass after start")
+    assert proc.terminate(timeout=10) == 0
+    schedulers.stop_all()
     with app.app_context():
         db.engine.dispose()

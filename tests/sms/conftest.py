@@ -14,8 +14,8 @@ from flask import Flask
 
 from app.extensions import db
 from app.models import Participant, Visit
+from app.participants.visits import schedule_participant, sweep_visits
 from app.schedule import SendWindow, parse_visit_plan
-from app.visits import schedule_participant, sweep_visits
 from devservers.runner import ServerHandle, serve_in_thread
 from devservers.twilio_api import TwilioState, create_twilio_app
 

@@ -7,8 +7,8 @@ import json
 from sqlalchemy import select
 
 from app.extensions import db
-from app.links import find_link
 from app.models import OutboundMessage, Participant, SystemState
+from app.participants.links import find_link
 from app.sms import carriers
 from app.sms.planner import plan_due
 from app.sms.reconcile import reconcile_stuck

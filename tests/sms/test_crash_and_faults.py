@@ -14,10 +14,11 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import OutboundMessage, SmsStatusEvent
+from app.sms.claims import claim
 from app.sms.planner import plan_due
 from app.sms.providers import get_provider
 from app.sms.reconcile import reconcile_stuck
-from app.sms.sender import claim, prepare, send_due
+from app.sms.sender import prepare, send_due
 from tests.sms.conftest import NOW, open_visit
 
 LATER = NOW + timedelta(minutes=3)  # past the stuck-claim threshold (60 s with TWILIO_TIMEOUT=1)
@@ -141,7 +142,7 @@ def test_429_backs_off_with_growing_delays(twilio_server):
 
 
 def test_provider_down_for_the_whole_pass_retries_on_a_later_pass(twilio_server, monkeypatch):
-    monkeypatch.setattr("app.sms.sender.BACKOFF_BASE", 0.01)
+    monkeypatch.setattr("app.sms.transmit.BACKOFF_BASE", 0.01)
     open_visit()
     plan_due(NOW)
     twilio_server.state.fail_next("500", times=4)

@@ -10,10 +10,10 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models import AuditEntry, OutboundMessage, SurveyLink, Visit
 from app.participants.pending_texts import cancel_pending_texts
+from app.participants.visits import complete_visit
 from app.sms.planner import CannotQueue, OutsideSendWindow, plan_due, queue_manual_reminder
 from app.sms.sender import send_due
 from app.tick import run_tick
-from app.visits import complete_visit
 from tests.sms.conftest import NOW, open_visit
 
 SMS_STEPS = ["sweep", "plan", "reconcile", "send"]

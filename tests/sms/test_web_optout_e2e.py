@@ -10,9 +10,9 @@ import requests
 from sqlalchemy import select
 
 from app.extensions import db
-from app.links import issue_link
 from app.models import AuditEntry, OutboundMessage, Participant
 from app.participants.entry_codes import issue_code
+from app.participants.links import issue_link
 from app.questionnaire.store import save_metadata
 from app.sms.planner import plan_due, queue_manual_reminder
 from app.sms.sender import send_due

@@ -249,7 +249,7 @@ def test_other_texts_are_kept_and_answered_once_per_visit(twilio_server):
     assert stored == ["我今天可以填吗？", "好的，谢谢"]
     # The link in the reply works: it opens this visit's questionnaire.
     link = first.response_body.split("/s/")[1].split()[0].split("<")[0]
-    from app.links import usable_link
+    from app.participants.links import usable_link
 
     found = usable_link(link, utcnow() if visit.is_open_at(utcnow()) else visit.opens_at)
     assert found is not None and found.visit_id == visit.id

@@ -25,7 +25,7 @@ from darabonba.runtime import RuntimeOptions
 
 from app.sms.kinds import PARAM_ORDER, template_id
 from app.sms.message import Message
-from app.sms.providers import Accepted, ProviderError, SentRecord, SmsProvider
+from app.sms.providers.base import Accepted, ProviderError, SentRecord, SmsProvider
 from app.sms.providers.cn_codes import code_error, transport_error
 
 ALIYUN_ENDPOINT = "https://dysmsapi.aliyuncs.com"

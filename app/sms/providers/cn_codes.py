@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from app.sms.providers import ProviderError
+from app.sms.providers.base import ProviderError
 
 MINUTE, HOUR, DAY = timedelta(minutes=2), timedelta(hours=1), timedelta(hours=24)
 

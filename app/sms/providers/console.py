@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from app.sms.providers import Accepted, SentRecord, SmsProvider, mask_number
+from app.sms.providers.base import Accepted, SentRecord, SmsProvider, mask_number
 from app.sms.texts import mask_body
 
 log = logging.getLogger(__name__)

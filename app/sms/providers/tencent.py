@@ -21,7 +21,7 @@ from tencentcloud.sms.v20210111 import models, sms_client
 
 from app.sms.kinds import template_id
 from app.sms.message import Message
-from app.sms.providers import Accepted, ProviderError, SentRecord, SmsProvider
+from app.sms.providers.base import Accepted, ProviderError, SentRecord, SmsProvider
 from app.sms.providers.cn_codes import code_error, transport_error
 
 TENCENT_ENDPOINT = "https://sms.tencentcloudapi.com"

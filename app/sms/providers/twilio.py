@@ -11,7 +11,7 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-from app.sms.providers import Accepted, ProviderError, SentRecord, SmsProvider
+from app.sms.providers.base import Accepted, ProviderError, SentRecord, SmsProvider
 
 TWILIO_BASE = "https://api.twilio.com"
 # Twilio answers these for a text that was refused outright; anything else 4xx is also final.
