@@ -25,7 +25,6 @@ BASE_DIR = Path(__file__).resolve().parent
 DEFAULT_INSTANCE_DIR = BASE_DIR / "instance"
 
 
-
 class Config:
     """Settings shared by every environment. Build with `Config(environ)`; read as attributes."""
 

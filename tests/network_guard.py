@@ -33,7 +33,9 @@ def _is_loopback_host(host: str) -> bool:
         infos = _real_getaddrinfo(host, None)
     except OSError:
         return False
-    return bool(infos) and all(ipaddress.ip_address(info[4][0].split("%", 1)[0]).is_loopback for info in infos)
+    return bool(infos) and all(
+        ipaddress.ip_address(info[4][0].split("%", 1)[0]).is_loopback for info in infos
+    )
 
 
 def check_address(family: int, address: Any) -> None:
@@ -44,7 +46,9 @@ def check_address(family: int, address: Any) -> None:
     if isinstance(host, bytes):
         host = host.decode()
     if not _is_loopback_host(str(host)):
-        raise OutboundNetworkCall(f"outbound network call to {address!r} during tests (only loopback allowed)")
+        raise OutboundNetworkCall(
+            f"outbound network call to {address!r} during tests (only loopback allowed)"
+        )
 
 
 def _refuse_unless_loopback(sock: socket.socket, address: Any) -> None:

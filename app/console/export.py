@@ -55,9 +55,7 @@ def _texts_sent():
 
 
 def _calls():
-    attempts = (
-        select(func.count(CallAttempt.id)).where(CallAttempt.visit_id == Visit.id).scalar_subquery()
-    )
+    attempts = select(func.count(CallAttempt.id)).where(CallAttempt.visit_id == Visit.id).scalar_subquery()
     last = (
         select(CallAttempt.outcome)
         .where(CallAttempt.visit_id == Visit.id)

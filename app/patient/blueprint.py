@@ -1,6 +1,5 @@
 """The `patient` blueprint object and its hooks; the route modules attach their views to it."""
 
-
 from flask import Blueprint
 from flask.blueprints import BlueprintSetupState
 

@@ -194,9 +194,7 @@ def _visible(instrument: InstrumentDef, parsed: dict[str, _Parsed]) -> set[str]:
     return shown
 
 
-def clean_answers(
-    instrument: InstrumentDef, data: Mapping[str, Any], *, today: date
-) -> CleanResult:
+def clean_answers(instrument: InstrumentDef, data: Mapping[str, Any], *, today: date) -> CleanResult:
     """Validate a submission against the metadata: only known fields, branching, required, choices, formats
     and ranges; answers in REDCap raw codes (blank answers are left out; a shown checkbox gives every
     option's column '1'/'0'). `today` (the participant's local date) resolves 'today' in date bounds."""
@@ -235,9 +233,7 @@ def _enforced_bounds(f: FieldDef, low: str | None, high: str | None) -> tuple[st
     return (None if low == "today" else low), (None if high == "today" else high)
 
 
-def validate_stored(
-    instrument: InstrumentDef, answers: Mapping[str, Any], *, today: date
-) -> list[str]:
+def validate_stored(instrument: InstrumentDef, answers: Mapping[str, Any], *, today: date) -> list[str]:
     """Problems REDCap would reject, one per column, naming the field but never the value (values are
     health data). An empty list means the answers can be queued for import. Like REDCap, min/max are
     only enforced for fields tagged @FORCE-MINMAX (otherwise REDCap accepts with a warning), so an

@@ -24,6 +24,8 @@ from app.sms.decisions import Decision
 log = logging.getLogger(__name__)
 
 CHECKED_KINDS = ("reminder", "manual")  # texts that invite to a visit; replies to STOP/HELP always go
+
+
 def is_stale(participant: Participant, now: datetime) -> bool:
     """Whether the participant's REDCap facts are older than ROSTER_MAX_AGE_HOURS (or were never synced)."""
     synced = participant.roster_synced_at

@@ -24,7 +24,6 @@ from app.sms.transmit import BACKOFF_CAP, MAX_TRIES
 log = logging.getLogger(__name__)
 
 
-
 def stuck_after() -> timedelta:
     """How old a claim must be before it is presumed dead: longer than any live send with its retries.
 

@@ -43,7 +43,9 @@ def test_visit_labels_in_both_languages(app):
 
 def test_console_pages_show_week_4_not_the_plan_key(as_role, study):
     conflict_participant = make_participant("CF-020", commit=False)
-    visit = add_visit(conflict_participant, status="completed", completed_at=NOW, completed_via="questionnaire")
+    visit = add_visit(
+        conflict_participant, status="completed", completed_at=NOW, completed_via="questionnaire"
+    )
     conflict = add_submission(visit, sync_status="conflict", redcap_snapshot={"fu_spo2": "97"})
     db.session.commit()
     client = as_role("coordinator")

@@ -90,7 +90,9 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., str]]:
                     break
             except OSError:
                 if time.monotonic() > deadline or proc.poll() is not None:
-                    pytest.fail(f"gunicorn did not start: {(tmp_path / f'gunicorn-{port}.err').read_text()[-2000:]}")
+                    pytest.fail(
+                        f"gunicorn did not start: {(tmp_path / f'gunicorn-{port}.err').read_text()[-2000:]}"
+                    )
                 time.sleep(0.1)
         return base
 

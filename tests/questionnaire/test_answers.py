@@ -250,7 +250,9 @@ def test_a_chain_of_hidden_fields_hides_everything_downstream():
     )
     result = clean_answers(inst, {"a": "0", "b": "1", "c": "kept?", "d": "forward", "e": "x"}, today=TODAY)
     assert result.answers == {"a": "0", "d": "forward", "e": "x"} and result.errors == {}
-    assert clean_answers(inst, {"a": "1", "b": "1"}, today=TODAY).errors == {"c": "Please answer this question."}
+    assert clean_answers(inst, {"a": "1", "b": "1"}, today=TODAY).errors == {
+        "c": "Please answer this question."
+    }
 
 
 def test_a_required_checkbox_needs_one_tick():
@@ -295,14 +297,19 @@ def test_validate_stored_names_fields_and_hides_values():
         "wb_steps",
     ]
     assert not any("70.25" in p or "12345" in p or "2019" in p for p in problems)
-    assert validate_stored(WB, {"wellbeing_check_complete": "2", "wb_phone": "(212) 555-0100"}, today=TODAY) == []
+    assert (
+        validate_stored(WB, {"wellbeing_check_complete": "2", "wb_phone": "(212) 555-0100"}, today=TODAY)
+        == []
+    )
 
 
 def test_validate_stored_enforces_ranges_only_where_redcap_does():
     # Without @FORCE-MINMAX REDCap accepts out-of-range values with a warning: an answer accepted under an
     # older range must still be pushable. A moving 'today' bound is never held against a stored date.
     later = date(2027, 1, 1)
-    assert validate_stored(WB, {"wb_temp": "50", "wb_pain_score": "99", "wb_steps": "200000"}, today=TODAY) == []
+    assert (
+        validate_stored(WB, {"wb_temp": "50", "wb_pain_score": "99", "wb_steps": "200000"}, today=TODAY) == []
+    )
     assert validate_stored(WB, {"wb_visit_date": "2026-12-31"}, today=TODAY) == []
     assert validate_stored(WB, {"wb_visit_date": "2026-11-25"}, today=later) == []
     assert validate_stored(TRIAL, {"fu_spo2": "49"}, today=TODAY) == [

@@ -48,8 +48,7 @@ def test_two_schedulers_overlapping_on_postgres_send_each_reminder_once(tmp_path
     app = pg_app
     with app.app_context():
         phones = add_due_reminders(200, utcnow())
-    env = schedulers.env(app.config["SQLALCHEMY_DATABASE_URI"], **app.config["FAULT_SETTINGS"]
-    )
+    env = schedulers.env(app.config["SQLALCHEMY_DATABASE_URI"], **app.config["FAULT_SETTINGS"])
     first = schedulers.start(env, tmp_path / "a.log")
     second = schedulers.start(env, tmp_path / "b.log")
     procs = {first.pid: first, second.pid: second}

@@ -153,9 +153,7 @@ def test_redcap_outage_during_arrivals_loses_nothing(tmp_path, redcap, scheduler
         state.reset()  # REDCap is back (the ban lifted)
         # REDCap refused or timed out every import so far: nothing is in its questionnaire event yet.
         assert not [
-            r
-            for r in state.records(events=[EVENT], fields=["record_id", "fu_comments"])
-            if r["fu_comments"]
+            r for r in state.records(events=[EVENT], fields=["record_id", "fu_comments"]) if r["fu_comments"]
         ]
         db.session.remove()
     assert proc.alive(), proc.log()[-3000:]
@@ -165,9 +163,7 @@ def test_redcap_outage_during_arrivals_loses_nothing(tmp_path, redcap, scheduler
 
         def all_pushed() -> bool:
             db.session.remove()
-            return Counter(db.session.scalars(select(Submission.sync_status))) == Counter(
-                {"pushed": TOTAL}
-            )
+            return Counter(db.session.scalars(select(Submission.sync_status))) == Counter({"pushed": TOTAL})
 
         assert wait_until(all_pushed, 30, 0.2), later.log()[-3000:]
         db.session.remove()
