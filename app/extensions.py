@@ -6,6 +6,7 @@ Flask-Migrate is not among them: it imports Alembic, so `app.cli.db` binds it wh
 from __future__ import annotations
 
 import sqlite3
+from typing import TYPE_CHECKING
 
 from flask import current_app, request
 from flask_babel import Babel
@@ -27,6 +28,16 @@ NAMING = {
 }
 
 db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING))
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import DeclarativeBase
+
+    class Model(DeclarativeBase):
+        """What `db.Model` is to the type checker: Flask-SQLAlchemy builds it at run time, so its
+        type is not a class mypy can subclass."""
+
+else:
+    Model = db.Model  # the base class of every model
 login_manager = LoginManager()
 csrf = CSRFProtect()
 babel = Babel()

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.types import UTCDateTime, utcnow
 
 # reached_done: the questionnaire was taken on the call; callback: reached, call again at `callback_at`;
@@ -24,7 +24,7 @@ CALL_OUTCOMES = (
 )
 
 
-class CallAttempt(db.Model):
+class CallAttempt(Model):
     """One call about one visit: who called, when, how it went, and a free-text note (no answers)."""
 
     __tablename__ = "call_attempts"

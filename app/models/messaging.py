@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.types import UTCDateTime, utcnow
 
 OUTBOUND_STATUSES = (
@@ -30,7 +30,7 @@ PARTICIPANT_KINDS = ("reminder", "manual", "reply")  # texts that go to a partic
 LINK_KINDS = ("reminder", "manual")  # texts that carry a visit's link
 
 
-class OutboundMessage(db.Model):
+class OutboundMessage(Model):
     """One text we intend to send or have sent."""
 
     __tablename__ = "outbound_messages"
@@ -80,7 +80,7 @@ class OutboundMessage(db.Model):
         return f"<OutboundMessage {self.id} {self.kind}/{self.slot} {self.status}>"
 
 
-class InboundMessage(db.Model):
+class InboundMessage(Model):
     """A text a participant (or anyone) sent to the study number; the body is kept for coordinators."""
 
     __tablename__ = "inbound_messages"

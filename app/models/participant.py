@@ -8,7 +8,7 @@ from enum import StrEnum
 from sqlalchemy import CheckConstraint, Date, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.types import UTCDateTime, utcnow
 
 
@@ -33,7 +33,7 @@ STATUS_SOURCES = ("redcap", "console")
 OPT_OUT_SOURCES = ("reply", "web", "coordinator", "provider")
 
 
-class Participant(db.Model):
+class Participant(Model):
     """One enrolled participant, keyed by the REDCap record id.
 
     `status` mirrors REDCap's study status; SMS opt-out is kept apart because REDCap does

@@ -7,11 +7,11 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.types import UTCDateTime, utcnow
 
 
-class RecordRefresh(db.Model):
+class RecordRefresh(Model):
     """One queued re-read of one REDCap record; kept after it is done, as a trail.
 
     `pending_record` holds the record id while the row is pending and NULL once done: a unique
@@ -36,7 +36,7 @@ class RecordRefresh(db.Model):
         return f"<RecordRefresh {self.record_id} {'done' if self.done_at else 'pending'}>"
 
 
-class ConflictDecision(db.Model):
+class ConflictDecision(Model):
     """A coordinator's decision on a conflicting submission, bound to the REDCap values they saw.
 
     "import" lets the push import over REDCap only while REDCap still holds exactly the values whose

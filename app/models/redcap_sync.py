@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.push_row import PushRow
 from app.models.types import UTCDateTime, utcnow
 
@@ -33,7 +33,7 @@ class StatusPushRow(PushRow):
         self.pushed_at = None
 
 
-class RedcapStatusPush(StatusPushRow, db.Model):
+class RedcapStatusPush(StatusPushRow, Model):
     """The latest status of one visit to write into REDCap, and where that write stands."""
 
     __tablename__ = "redcap_status_pushes"
@@ -53,7 +53,7 @@ class RedcapStatusPush(StatusPushRow, db.Model):
         return f"<RedcapStatusPush visit={self.visit_id} {self.status} {self.sync_status}>"
 
 
-class RedcapEnrollmentStatusPush(StatusPushRow, db.Model):
+class RedcapEnrollmentStatusPush(StatusPushRow, Model):
     """A study status (withdrawn, deceased) recorded in the console, owed to REDCap's enrollment form."""
 
     __tablename__ = "redcap_enrollment_status_pushes"

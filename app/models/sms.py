@@ -7,11 +7,11 @@ from datetime import datetime
 from sqlalchemy import Float, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.types import UTCDateTime, utcnow
 
 
-class SmsRateBucket(db.Model):
+class SmsRateBucket(Model):
     """One row per sending identity: the earliest wall-clock second the next text may leave.
 
     Every sender process reserves its slot with one atomic UPDATE of this row, so the rate
@@ -24,7 +24,7 @@ class SmsRateBucket(db.Model):
     next_at: Mapped[float] = mapped_column(Float, default=0.0)
 
 
-class SmsStatusEvent(db.Model):
+class SmsStatusEvent(Model):
     """A delivery status callback as received, kept so one that races ahead of its SID is applied later.
 
     One row per (message, status, error code): Twilio retries and replays of a signed callback, even

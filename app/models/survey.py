@@ -8,14 +8,14 @@ from typing import Any
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.push_row import PushRow
 from app.models.types import UTCDateTime, utcnow
 
 SYNC_STATUSES = ("pending", "pushed", "failed", "conflict", "discarded")
 
 
-class InstrumentVersion(db.Model):
+class InstrumentVersion(Model):
     """One fetched version of a REDCap instrument's metadata; the current one builds the form."""
 
     __tablename__ = "instrument_versions"
@@ -29,7 +29,7 @@ class InstrumentVersion(db.Model):
     fetched_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class SurveyLink(db.Model):
+class SurveyLink(Model):
     """A personal questionnaire link. Only the token's SHA-256 is stored; the token lives in the SMS."""
 
     __tablename__ = "survey_links"
@@ -46,7 +46,7 @@ class SurveyLink(db.Model):
     visit = relationship("Visit")
 
 
-class EntryCode(db.Model):
+class EntryCode(Model):
     """A short personal code typed at `/c` (SMS_LINK_MODE=entry), bound to one visit.
 
     Only a keyed hash of the code is stored (see app.participants.entry_codes); the code lives in the SMS.
@@ -66,7 +66,7 @@ class EntryCode(db.Model):
     visit = relationship("Visit")
 
 
-class Submission(PushRow, db.Model):
+class Submission(PushRow, Model):
     """The one accepted questionnaire of a visit, in REDCap's raw codes, and its REDCap sync state."""
 
     __tablename__ = "submissions"

@@ -8,11 +8,11 @@ from typing import Any
 from sqlalchemy import JSON, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.extensions import db
+from app.extensions import Model, db
 from app.models.types import UTCDateTime, utcnow
 
 
-class SchedulerLease(db.Model):
+class SchedulerLease(Model):
     """The leader lease: the scheduler that holds an unexpired row is the one that runs jobs."""
 
     __tablename__ = "scheduler_leases"
@@ -23,7 +23,7 @@ class SchedulerLease(db.Model):
     renewed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class SystemState(db.Model):
+class SystemState(Model):
     """Named values such as the scheduler heartbeat or the last REDCap error time."""
 
     __tablename__ = "system_state"

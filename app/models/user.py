@@ -11,7 +11,7 @@ from flask_login import UserMixin
 from sqlalchemy import CheckConstraint, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.types import UTCDateTime, utcnow
 
 ROLES = ("admin", "coordinator", "viewer")
@@ -38,7 +38,7 @@ def verify_dummy_password(password: str) -> None:
     verify_password(_dummy_hash(), password)
 
 
-class User(UserMixin, db.Model):
+class User(UserMixin, Model):
     """A study-team member who signs in to the console."""
 
     __tablename__ = "users"
@@ -87,7 +87,7 @@ class User(UserMixin, db.Model):
         return f"<User {self.id} {self.role}>"
 
 
-class LoginFailure(db.Model):
+class LoginFailure(Model):
     """Failed sign-ins for one e-mail from one client address, and that pair's lock.
 
     Keyed by the e-mail as typed (normalised), not by the account, so an unknown e-mail is counted

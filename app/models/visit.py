@@ -7,7 +7,7 @@ from datetime import date, datetime
 from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.types import UTCDateTime, utcnow
 
 VISIT_STATUSES = ("scheduled", "open", "completed", "missed", "cancelled")
@@ -16,7 +16,7 @@ FINAL_STATUSES = ("completed", "missed", "cancelled")
 COMPLETED_VIA = ("questionnaire", "clinic", "redcap")
 
 
-class Visit(db.Model):
+class Visit(Model):
     """A participant's follow-up visit (week_4, month_6…) and its REDCap event."""
 
     __tablename__ = "visits"
