@@ -37,7 +37,7 @@ class Config:
     REQUIRE_SMS_BACKEND = False
 
     def __init__(
-        self, environ: Mapping[str, str] | None = None, instance_path: str | os.PathLike | None = None
+        self, environ: Mapping[str, str] | None = None, instance_path: str | os.PathLike[str] | None = None
     ):
         env = _Reader(read_environment(environ, BASE_DIR))
         self.INSTANCE_PATH = str(instance_path or env.str("INSTANCE_PATH", str(DEFAULT_INSTANCE_DIR)))
@@ -350,7 +350,7 @@ class TestingConfig(Config):
     TESTING = True
 
     def __init__(
-        self, environ: Mapping[str, str] | None = None, instance_path: str | os.PathLike | None = None
+        self, environ: Mapping[str, str] | None = None, instance_path: str | os.PathLike[str] | None = None
     ):
         base = {"SECRET_KEY": "test-secret-key", "RATELIMIT_ENABLED": "false"}
         base.update(environ if environ is not None else {})
@@ -367,7 +367,7 @@ class ProductionConfig(Config):
     SESSION_COOKIE_SECURE = True
 
     def __init__(
-        self, environ: Mapping[str, str] | None = None, instance_path: str | os.PathLike | None = None
+        self, environ: Mapping[str, str] | None = None, instance_path: str | os.PathLike[str] | None = None
     ):
         super().__init__(environ, instance_path)
         if not self.REDCAP_API_TOKEN:

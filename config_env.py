@@ -6,6 +6,7 @@ is re-exported by `config`.
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 from collections.abc import Mapping
@@ -37,7 +38,9 @@ class EnvReader:
         value = self.raw(name)
         return default if value is None else value
 
-    def int(self, name: str, default: int, minimum: int | None = None, maximum: int | None = None) -> int:
+    def int(
+        self, name: builtins.str, default: int, minimum: int | None = None, maximum: int | None = None
+    ) -> int:
         raw = self.raw(name)
         if raw is None:
             return default
@@ -49,7 +52,7 @@ class EnvReader:
             raise ConfigError(f"{name}: must be between {minimum} and {maximum}, got {value}")
         return value
 
-    def float(self, name: str, default: float, minimum: float = 0.0) -> float:
+    def float(self, name: builtins.str, default: float, minimum: float = 0.0) -> float:
         raw = self.raw(name)
         if raw is None:
             return default
@@ -61,7 +64,7 @@ class EnvReader:
             raise ConfigError(f"{name}: must be at least {minimum}, got {value}")
         return value
 
-    def bool(self, name: str, default: bool) -> bool:
+    def bool(self, name: builtins.str, default: bool) -> bool:
         raw = self.raw(name)
         if raw is None:
             return default
@@ -72,7 +75,7 @@ class EnvReader:
             return False
         raise ConfigError(f"{name}: expected true or false, got {raw!r}")
 
-    def json(self, name: str, default: Any) -> Any:
+    def json(self, name: builtins.str, default: Any) -> Any:
         raw = self.raw(name)
         if raw is None:
             return default
@@ -81,13 +84,13 @@ class EnvReader:
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{name}: not valid JSON ({exc.msg} at position {exc.pos})") from None
 
-    def list(self, name: str, default: list[str] | None = None) -> list[str]:
+    def list(self, name: builtins.str, default: list[builtins.str] | None = None) -> list[builtins.str]:
         raw = self.raw(name)
         if raw is None:
             return list(default or [])
         return [part.strip() for part in raw.split(",") if part.strip()]
 
-    def timezone(self, name: str, default: str) -> str:
+    def timezone(self, name: builtins.str, default: builtins.str) -> builtins.str:
         value = self.str(name, default) or default
         try:
             ZoneInfo(value)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from flask import Flask, jsonify, render_template, request
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 
@@ -15,9 +18,8 @@ def _wants_json() -> bool:
 
 def register(app: Flask) -> None:
     @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException):
+    def http_error(exc: HTTPException) -> ResponseReturnValue:
+        code = cast(int, exc.code)  # an HTTPException that reaches a handler always has its code
         if _wants_json():
-            return jsonify(error=exc.name, status=exc.code), exc.code
-        return render_template(
-            "error.html", code=exc.code, name=exc.name, description=exc.description
-        ), exc.code
+            return jsonify(error=exc.name, status=exc.code), code
+        return render_template("error.html", code=exc.code, name=exc.name, description=exc.description), code

@@ -6,7 +6,8 @@ Flask-Migrate is not among them: it imports Alembic, so `app.cli.db` binds it wh
 from __future__ import annotations
 
 import sqlite3
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from flask import current_app, request
 from flask_babel import Babel
@@ -17,6 +18,8 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
+
+_View = TypeVar("_View", bound=Callable[..., Any])
 
 # Named constraints, so Alembic migrations are the same on SQLite and PostgreSQL.
 NAMING = {
@@ -44,11 +47,11 @@ babel = Babel()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
 
 
-def unlimited_view(view):
+def unlimited_view(view: _View) -> _View:
     """@limiter.exempt for a view with no limit of its own (it counts failed guesses itself): Flask-Limiter
     then skips it before resolving limits, which cost about a fifth of a questionnaire page."""
-    view = limiter.exempt(view)
-    view.no_rate_limits = True
+    view = cast(_View, limiter.exempt(view))  # exempt hands back the view it was given
+    view.no_rate_limits = True  # type: ignore[attr-defined]  # a marker attribute on the function
     return view
 
 
@@ -60,7 +63,7 @@ def _skip_unlimited_views() -> bool:
 
 
 @event.listens_for(Engine, "connect")
-def _sqlite_pragmas(dbapi_connection, connection_record) -> None:  # pragma: no cover - trivial
+def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:  # pragma: no cover - trivial
     """WAL lets the web app read while the scheduler writes; foreign keys are off by default in SQLite."""
     if isinstance(dbapi_connection, sqlite3.Connection):
         cursor = dbapi_connection.cursor()

@@ -9,10 +9,10 @@ SUPPORTED = ("en", "zh")
 
 def select_locale() -> str:
     """Flask-Babel's locale selector: this request's choice, then the session's, then the browser's."""
-    chosen = getattr(g, "locale", None)
+    chosen: str | None = getattr(g, "locale", None)
     if chosen in SUPPORTED:
         return chosen
-    stored = session.get("lang") if current_app else None
+    stored: str | None = session.get("lang") if current_app else None
     if stored in SUPPORTED:
         return stored
     return request.accept_languages.best_match(SUPPORTED) or "en"

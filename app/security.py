@@ -11,6 +11,7 @@ that same-origin Referer on every HTTPS POST; `no-referrer` made every HTTPS for
 from __future__ import annotations
 
 import io
+from typing import Any, BinaryIO
 
 from flask import Flask, Response, abort, current_app, request
 from flask.sessions import SecureCookieSessionInterface
@@ -88,7 +89,7 @@ def _buffer_chunked_body(limit: int) -> None:
     abort(413)
 
 
-def _read(stream, most: int) -> bytes:
+def _read(stream: BinaryIO, most: int) -> bytes:
     """Up to `most` bytes of `stream`; a malformed chunk or a client gone mid-body is a 400."""
     data = bytearray()
     try:
@@ -102,7 +103,7 @@ def _read(stream, most: int) -> bytes:
     return bytes(data)
 
 
-def _discard(stream, most: int) -> None:
+def _discard(stream: BinaryIO, most: int) -> None:
     """Read and drop up to `most` bytes; a broken rest of a body already refused does not matter."""
     dropped = 0
     try:
@@ -134,7 +135,7 @@ class SessionCookies(SecureCookieSessionInterface):
     """Flask's signed session cookie, with its serializer built once per set of keys, not twice a request."""
 
     def __init__(self) -> None:
-        self._serializers: dict[tuple, URLSafeTimedSerializer | None] = {}
+        self._serializers: dict[tuple[Any, ...], URLSafeTimedSerializer | None] = {}
 
     def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
         """Flask's serializer for the app's SECRET_KEY and SECRET_KEY_FALLBACKS as they are now."""

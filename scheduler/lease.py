@@ -21,8 +21,10 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any, cast
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import Table, insert, or_, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
@@ -132,12 +134,16 @@ class LeaderLease:
 
     def _take_or_renew(self, now: datetime) -> bool:
         expires = now + timedelta(seconds=self.seconds)
-        table = SchedulerLease.__table__
-        result = db.session.execute(
-            update(table)
-            .where(table.c.name == self.name)
-            .where(or_(table.c.owner == self.owner, table.c.expires_at <= now))
-            .values(owner=self.owner, expires_at=expires, renewed_at=now)
+        table = cast(Table, SchedulerLease.__table__)  # a model's __table__ is a Table
+        # An UPDATE gives a CursorResult, which has the row count.
+        result = cast(
+            "CursorResult[Any]",
+            db.session.execute(
+                update(table)
+                .where(table.c.name == self.name)
+                .where(or_(table.c.owner == self.owner, table.c.expires_at <= now))
+                .values(owner=self.owner, expires_at=expires, renewed_at=now)
+            ),
         )
         if result.rowcount == 1:
             db.session.commit()
@@ -145,10 +151,13 @@ class LeaderLease:
         holder = db.session.execute(select(table.c.owner).where(table.c.name == self.name)).scalar()
         if holder is not None:
             if owner_is_dead_here(holder):
-                taken = db.session.execute(
-                    update(table)
-                    .where(table.c.name == self.name, table.c.owner == holder)
-                    .values(owner=self.owner, expires_at=expires, renewed_at=now)
+                taken = cast(
+                    "CursorResult[Any]",
+                    db.session.execute(
+                        update(table)
+                        .where(table.c.name == self.name, table.c.owner == holder)
+                        .values(owner=self.owner, expires_at=expires, renewed_at=now)
+                    ),
                 )
                 if taken.rowcount == 1:
                     db.session.commit()
@@ -183,7 +192,7 @@ class LeaderLease:
     def release(self, now: datetime) -> None:
         """Give the lease up on a clean stop, so a standby takes over at its next attempt."""
         self._valid_until = None
-        table = SchedulerLease.__table__
+        table = cast(Table, SchedulerLease.__table__)  # a model's __table__ is a Table
         db.session.execute(
             update(table)
             .where(table.c.name == self.name, table.c.owner == self.owner)

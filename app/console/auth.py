@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy import select
@@ -103,7 +104,7 @@ def _login_limit() -> str:
 
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(_login_limit, methods=["POST"])
-def login():
+def login() -> ResponseReturnValue:
     form = LoginForm()
     if request.method == "GET":
         form.next.data = request.args.get("next", "")
@@ -147,7 +148,7 @@ def login():
 
 
 @bp.post("/logout")
-def logout():
+def logout() -> ResponseReturnValue:
     if current_user.is_authenticated:
         # Signing out ends this user's sessions everywhere, copied cookies included.
         current_user.end_sessions()
@@ -160,7 +161,7 @@ def logout():
 
 
 @bp.post("/language")
-def language():
+def language() -> ResponseReturnValue:
     form = LanguageForm()
     if form.validate_on_submit() and form.lang.data in SUPPORTED:
         session["lang"] = form.lang.data

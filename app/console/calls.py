@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_user, logout_user
@@ -105,7 +106,7 @@ def _guard() -> Any:
 
 @bp.get("/calls")
 @require_role("viewer")
-def calls():
+def calls() -> ResponseReturnValue:
     """The call list, most urgent first; `?reason=` keeps one reason."""
     reason = request.args.get("reason") or None
     if reason not in REASONS:
@@ -131,7 +132,7 @@ def _refused(message: str, status: int, back: str) -> tuple[str, int]:
 
 @bp.post("/calls/<int:visit_id>/outcome")
 @require_role("coordinator")
-def record(visit_id: int):
+def record(visit_id: int) -> ResponseReturnValue:
     """Record one outcome; "reached – done" opens the phone questionnaire instead."""
     form = OutcomeForm()
     back = url_for("console_calls.calls")
@@ -229,7 +230,7 @@ def _session_ok(now) -> bool:
     return True
 
 
-def _phone_view(visit_id: int):
+def _phone_view(visit_id: int) -> ResponseReturnValue:
     now = utcnow()
     definition = current_definition(current_app.config["REDCAP_QUESTIONNAIRE_INSTRUMENT"])
     if request.method == "POST" and not _session_ok(now) and not _signed_in_again(now):
@@ -282,7 +283,7 @@ def _phone_view(visit_id: int):
 
 
 @bp.route("/calls/<int:visit_id>/questionnaire", methods=["GET", "POST"])
-def phone_questionnaire(visit_id: int):
+def phone_questionnaire(visit_id: int) -> ResponseReturnValue:
     """The questionnaire taken by phone (coordinator or admin)."""
     return _phone_view(visit_id)
 
@@ -291,7 +292,7 @@ phone_questionnaire.required_role = "coordinator"  # type: ignore[attr-defined]
 
 
 @bp.errorhandler(CSRFError)
-def csrf_failed(exc: CSRFError):
+def csrf_failed(exc: CSRFError) -> ResponseReturnValue:
     """A form whose CSRF token no longer matches (the session cookie is gone): the phone answers come
     back with a sign-in box, nothing stored; other forms get the usual refusal."""
     if request.endpoint == "console_calls.phone_questionnaire":

@@ -11,8 +11,10 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from sqlalchemy import Select, func, select
+from sqlalchemy.sql.elements import Label
 
 from app.extensions import db
 from app.models import CallAttempt, OutboundMessage, Participant, Visit
@@ -45,7 +47,7 @@ class VisitFilters:
     date_to: date | None = None
 
 
-def _texts_sent():
+def _texts_sent() -> Label[int]:
     return (
         select(func.count(OutboundMessage.id))
         .where(OutboundMessage.visit_id == Visit.id, OutboundMessage.status.in_(SENT_STATES))
@@ -54,7 +56,7 @@ def _texts_sent():
     )
 
 
-def _calls():
+def _calls() -> tuple[Label[int], Label[str | None]]:
     attempts = select(func.count(CallAttempt.id)).where(CallAttempt.visit_id == Visit.id).scalar_subquery()
     last = (
         select(CallAttempt.outcome)
@@ -66,7 +68,7 @@ def _calls():
     return attempts.label("call_attempts"), last.label("last_call_outcome")
 
 
-def visit_query(filters: VisitFilters) -> Select:
+def visit_query(filters: VisitFilters) -> Select[Any]:
     """Visits with their participant, texts sent and calls, filtered, ordered by record id then window."""
     query = select(Visit, Participant, _texts_sent(), *_calls()).join(
         Participant, Visit.participant_id == Participant.id

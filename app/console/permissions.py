@@ -12,6 +12,7 @@ from functools import wraps
 from typing import Any, TypeVar
 
 from flask import abort, current_app, flash, g, redirect, request, session, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user, logout_user
 
@@ -28,7 +29,7 @@ def require_role(role: str) -> Callable[[F], F]:
         @wraps(view)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             if not current_user.is_authenticated:
-                return current_app.login_manager.unauthorized()
+                return current_app.login_manager.unauthorized()  # type: ignore[attr-defined]  # set by Flask-Login
             if not current_user.can(role):
                 abort(403)
             return view(*args, **kwargs)
@@ -68,13 +69,13 @@ def set_page_language() -> None:
     refresh()  # drop a locale Flask-Babel cached before the choice was known
 
 
-def guard_console() -> Any:
+def guard_console() -> ResponseReturnValue | None:
     """Before every console request: signed in, still active, not idle too long; else back to login."""
     set_page_language()
     if request.endpoint is None:
         return None  # 404/405 are answered by Flask itself
     if not current_user.is_authenticated:
-        return current_app.login_manager.unauthorized()
+        return current_app.login_manager.unauthorized()  # type: ignore[attr-defined]  # set by Flask-Login
     now = utcnow()
     if not current_user.is_active or session_expired(now, current_app.config["SESSION_IDLE_MINUTES"]):
         logout_user()

@@ -16,6 +16,7 @@ from flask import (
     stream_with_context,
     url_for,
 )
+from flask.typing import ResponseReturnValue
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -93,7 +94,7 @@ def _participant_url(participant_id: int, anchor: str | None = None) -> str:
 
 @bp.get("/")
 @require_role("viewer")
-def worklist():
+def worklist() -> ResponseReturnValue:
     work = build_worklist(utcnow())
     return render_template(
         "console/worklist.html",
@@ -106,7 +107,7 @@ def worklist():
 
 @bp.get("/overview")
 @require_role("viewer")
-def overview():
+def overview() -> ResponseReturnValue:
     now = utcnow()
     rows = visit_counts([spec.key for spec in visit_plan().visits])
     series = weekly_completions(now, study_zone())
@@ -131,7 +132,7 @@ def _filters() -> tuple[VisitFilterForm, VisitFilters]:
 
 @bp.get("/visits")
 @require_role("viewer")
-def visits():
+def visits() -> ResponseReturnValue:
     form, filters = _filters()
     page = max(1, request.args.get("page", 1, type=int) or 1)
     query = visit_query(filters)
@@ -145,7 +146,7 @@ def visits():
 
 @bp.get("/visits.csv")
 @require_role("viewer")
-def visits_csv():
+def visits_csv() -> ResponseReturnValue:
     _form, filters = _filters()
     include_phone = current_user.can("admin")
     # Streamed a chunk of rows at a time; stream_with_context keeps the request (and its database
@@ -162,7 +163,7 @@ def visits_csv():
 
 @bp.get("/search")
 @require_role("viewer")
-def search():
+def search() -> ResponseReturnValue:
     record_id = (request.args.get("q") or "").strip()[:100]
     participant = db.session.scalar(select(Participant).where(Participant.record_id == record_id))
     if participant is not None:
@@ -173,7 +174,7 @@ def search():
 
 @bp.get("/participants/<int:participant_id>")
 @require_role("viewer")
-def participant(participant_id: int):
+def participant(participant_id: int) -> ResponseReturnValue:
     found = db.get_or_404(Participant, participant_id)
     page = build_page(found, str(get_locale() or "en"))
     return render_template(
@@ -203,7 +204,7 @@ def _visit_action(visit_id: int, form: Any, run: Callable[[Visit], Any], done: s
 
 @bp.post("/visits/<int:visit_id>/remind")
 @require_role("coordinator")
-def remind(visit_id: int):
+def remind(visit_id: int) -> ResponseReturnValue:
     form = ReminderForm()
     config = current_app.config
     return _visit_action(
@@ -224,7 +225,7 @@ def remind(visit_id: int):
 
 @bp.post("/visits/<int:visit_id>/resend-link")
 @require_role("coordinator")
-def resend_link(visit_id: int):
+def resend_link(visit_id: int) -> ResponseReturnValue:
     form = ReminderForm()
     config = current_app.config
     return _visit_action(
@@ -245,7 +246,7 @@ def resend_link(visit_id: int):
 
 @bp.post("/visits/<int:visit_id>/clinic")
 @require_role("coordinator")
-def clinic(visit_id: int):
+def clinic(visit_id: int) -> ResponseReturnValue:
     form = ReasonForm()
     return _visit_action(
         visit_id,
@@ -257,7 +258,7 @@ def clinic(visit_id: int):
 
 @bp.post("/visits/<int:visit_id>/reopen")
 @require_role("coordinator")
-def reopen(visit_id: int):
+def reopen(visit_id: int) -> ResponseReturnValue:
     form = ReopenForm()
     return _visit_action(
         visit_id,
@@ -272,7 +273,7 @@ def reopen(visit_id: int):
 
 @bp.post("/submissions/<int:submission_id>/acknowledge")
 @require_role("coordinator")
-def acknowledge(submission_id: int):
+def acknowledge(submission_id: int) -> ResponseReturnValue:
     form = AcknowledgeForm()
     submission = _locked(Submission, submission_id)
     back = _participant_url(submission.visit.participant_id, f"visit-{submission.visit_id}")
@@ -286,7 +287,7 @@ def acknowledge(submission_id: int):
 
 @bp.post("/submissions/<int:submission_id>/retry")
 @require_role("coordinator")
-def retry(submission_id: int):
+def retry(submission_id: int) -> ResponseReturnValue:
     form = ReasonForm()
     submission = _locked(Submission, submission_id)
     back = _participant_url(submission.visit.participant_id, f"visit-{submission.visit_id}")
@@ -300,7 +301,7 @@ def retry(submission_id: int):
 
 @bp.post("/status-pushes/<int:push_id>/retry")
 @require_role("coordinator")
-def retry_status(push_id: int):
+def retry_status(push_id: int) -> ResponseReturnValue:
     form = ReasonForm()
     row = _locked(RedcapStatusPush, push_id)
     back = _participant_url(row.visit.participant_id, f"visit-{row.visit_id}")
@@ -323,7 +324,7 @@ def _participant_action(participant_id: int, run: Callable[[Participant, str], A
 
 @bp.post("/participants/<int:participant_id>/withdraw")
 @require_role("coordinator")
-def withdraw(participant_id: int):
+def withdraw(participant_id: int) -> ResponseReturnValue:
     return _participant_action(
         participant_id,
         lambda p, reason: actions.end_participation(p, "withdrawn", utcnow(), _actor(), reason),
@@ -336,7 +337,7 @@ def withdraw(participant_id: int):
 
 @bp.post("/participants/<int:participant_id>/death")
 @require_role("coordinator")
-def death(participant_id: int):
+def death(participant_id: int) -> ResponseReturnValue:
     return _participant_action(
         participant_id,
         lambda p, reason: actions.end_participation(p, "deceased", utcnow(), _actor(), reason),
@@ -349,7 +350,7 @@ def death(participant_id: int):
 
 @bp.post("/participants/<int:participant_id>/opt-out")
 @require_role("coordinator")
-def opt_out(participant_id: int):
+def opt_out(participant_id: int) -> ResponseReturnValue:
     return _participant_action(
         participant_id,
         lambda p, reason: actions.opt_out_of_texts(p, utcnow(), _actor(), reason),
@@ -359,7 +360,7 @@ def opt_out(participant_id: int):
 
 @bp.post("/participants/<int:participant_id>/opt-in")
 @require_role("coordinator")
-def opt_in(participant_id: int):
+def opt_in(participant_id: int) -> ResponseReturnValue:
     return _participant_action(
         participant_id,
         lambda p, reason: actions.opt_back_in(p, utcnow(), _actor(), reason),

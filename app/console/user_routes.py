@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from sqlalchemy import select
 
@@ -18,7 +19,7 @@ from app.models import User, utcnow
 
 @bp.route("/users", methods=["GET", "POST"])
 @require_role("admin")
-def users():
+def users() -> ResponseReturnValue:
     form = UserCreateForm()
     status = 200
     if request.method == "POST":
@@ -46,7 +47,7 @@ def users():
 
 @bp.post("/users/<int:user_id>/role")
 @require_role("admin")
-def user_role(user_id: int):
+def user_role(user_id: int) -> ResponseReturnValue:
     form = UserRoleForm()
     user = _locked(User, user_id)
     back = url_for("console.users")
@@ -60,7 +61,7 @@ def user_role(user_id: int):
 
 @bp.post("/users/<int:user_id>/active")
 @require_role("admin")
-def user_active(user_id: int):
+def user_active(user_id: int) -> ResponseReturnValue:
     form = UserActiveForm()
     user = _locked(User, user_id)
     back = url_for("console.users")

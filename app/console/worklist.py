@@ -14,6 +14,7 @@ from typing import Any
 
 from flask_babel import gettext as _
 from sqlalchemy import and_, exists, func, select
+from sqlalchemy.sql.selectable import Exists
 
 from app.extensions import db
 from app.models import OutboundMessage, Participant, RedcapStatusPush, Submission, Visit
@@ -86,7 +87,7 @@ def service_alerts() -> list[str]:
     return [reason] if reason else []
 
 
-def _has_live_visit():
+def _has_live_visit() -> Exists:
     return exists().where(Visit.participant_id == Participant.id, Visit.status.in_(OPEN_STATES))
 
 

@@ -6,7 +6,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, String, Text, event
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Mapped, Mapper, mapped_column
 
 from app.extensions import Model
 from app.models.types import UTCDateTime, utcnow
@@ -30,10 +31,10 @@ class AuditEntry(Model):
 
 
 @event.listens_for(AuditEntry, "before_update")
-def _refuse_update(mapper, connection, target) -> None:
+def _refuse_update(mapper: Mapper[AuditEntry], connection: Connection, target: AuditEntry) -> None:
     raise PermissionError("the audit log is append-only")
 
 
 @event.listens_for(AuditEntry, "before_delete")
-def _refuse_delete(mapper, connection, target) -> None:
+def _refuse_delete(mapper: Mapper[AuditEntry], connection: Connection, target: AuditEntry) -> None:
     raise PermissionError("the audit log is append-only")

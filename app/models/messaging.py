@@ -7,6 +7,7 @@ database itself refuses a second text for the same purpose.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -56,7 +57,7 @@ class OutboundMessage(Model):
     template: Mapped[str] = mapped_column(String(50), default="reminder")
     # The kind's template parameters as sent (app.sms.message; personal codes redacted), or coalesced
     # alerts' record ids before sending.
-    params: Mapped[dict | None] = mapped_column(JSON)
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(20), default="pending")
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # The visit's schedule_version when planned: a reschedule makes older rows stale.

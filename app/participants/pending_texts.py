@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from sqlalchemy import update
+from sqlalchemy.engine import CursorResult
 
 from app import audit
 from app.extensions import db
@@ -37,7 +40,10 @@ def cancel_pending_texts(
         stmt = stmt.where(OutboundMessage.participant_id == participant.id)
     if visit is not None:
         stmt = stmt.where(OutboundMessage.visit_id == visit.id)
-    result = db.session.execute(stmt.values(status="cancelled", error_message=reason[:500]))
+    # An UPDATE gives a CursorResult, which has the row count.
+    result = cast(
+        "CursorResult[Any]", db.session.execute(stmt.values(status="cancelled", error_message=reason[:500]))
+    )
     count = result.rowcount or 0
     if count and actor is not None:
         audit.record(actor, "sms.cancelled", participant=participant, visit=visit, reason=reason, count=count)

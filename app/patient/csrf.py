@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import request
+from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError
 
 from app.patient import entry, reminders, routes
@@ -10,7 +11,7 @@ from app.patient.blueprint import bp
 
 
 @bp.errorhandler(CSRFError)
-def csrf_failed(exc: CSRFError):
+def csrf_failed(exc: CSRFError) -> ResponseReturnValue:
     """An expired or missing CSRF token: nothing is stored or changed; the page comes back to try again."""
     if request.endpoint == "patient.entry":
         return entry.csrf_retry()

@@ -12,6 +12,7 @@ same per-client limit as a wrong link; a right code opens even over the limit.
 from __future__ import annotations
 
 from flask import redirect, render_template, request
+from flask.typing import ResponseReturnValue
 
 from app.extensions import db, unlimited_view
 from app.i18n import SUPPORTED
@@ -22,13 +23,13 @@ from app.patient.blueprint import bp
 from app.patient.routes import _too_many, _use_language
 
 
-def _form(status: int = 200, *, wrong: bool = False, expired: bool = False):
+def _form(status: int = 200, *, wrong: bool = False, expired: bool = False) -> ResponseReturnValue:
     return render_template("patient/entry.html", wrong=wrong, expired=expired), status
 
 
 @bp.route("/c", methods=["GET", "POST"])
 @unlimited_view  # the guess limit counts failed codes only
-def entry():
+def entry() -> ResponseReturnValue:
     """The code form (GET) and its answer (POST): the questionnaire, or the one page for a wrong code."""
     _use_language(flow.choose_language(flow.LinkContext(flow.INVALID), request.args.get("lang")))
     if request.method == "GET":
@@ -41,7 +42,7 @@ def entry():
     return redirect(f"/s/{token}" + (f"?lang={chosen}" if chosen in SUPPORTED else ""), 303)
 
 
-def csrf_retry():
+def csrf_retry() -> ResponseReturnValue:
     """The code form again after an expired or missing CSRF token; nothing was checked, nothing counted."""
     _use_language(flow.choose_language(flow.LinkContext(flow.INVALID), request.args.get("lang")))
     return _form(400, expired=True)

@@ -9,6 +9,7 @@ invalid-link page and counts against the guess limit.
 from __future__ import annotations
 
 from flask import render_template, request
+from flask.typing import ResponseReturnValue
 
 from app.extensions import db, unlimited_view
 from app.models import utcnow
@@ -26,7 +27,7 @@ def _context(token: str):
     return now, ctx, link_participant(token, now)
 
 
-def _done(token: str, stopped: bool, ctx: flow.LinkContext):
+def _done(token: str, stopped: bool, ctx: flow.LinkContext) -> ResponseReturnValue:
     return render_template(
         "patient/reminders.html", token=token, stopped=stopped, questionnaire_open=ctx.state == flow.OPEN
     )
@@ -34,7 +35,7 @@ def _done(token: str, stopped: bool, ctx: flow.LinkContext):
 
 @bp.route("/s/<token>/stop", methods=["GET", "POST"])
 @unlimited_view  # the guess limit counts failed lookups only
-def stop_texts(token: str):
+def stop_texts(token: str) -> ResponseReturnValue:
     """One confirmation (GET), then the opt-out (POST): the same as a STOP reply, via the web."""
     now, ctx, participant = _context(token)
     if participant is None:
@@ -48,7 +49,7 @@ def stop_texts(token: str):
 
 @bp.post("/s/<token>/start")
 @unlimited_view
-def start_texts(token: str):
+def start_texts(token: str) -> ResponseReturnValue:
     """Restart text reminders: the same as a START reply, via the web."""
     now, ctx, participant = _context(token)
     if participant is None:
@@ -58,7 +59,7 @@ def start_texts(token: str):
     return _done(token, False, ctx)
 
 
-def csrf_retry(token: str):
+def csrf_retry(token: str) -> ResponseReturnValue:
     """A stop or restart POST whose CSRF token had expired: the confirmation again, with a fresh token."""
     _now, _ctx, participant = _context(token)
     if participant is None:

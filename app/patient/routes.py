@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from flask import current_app, g, render_template, request
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_babel import refresh
 from flask_wtf.csrf import generate_csrf
@@ -33,7 +34,7 @@ def _invalid() -> tuple[str, int]:
     return _message("invalid", 404)
 
 
-def _invalid_counted():
+def _invalid_counted() -> ResponseReturnValue:
     """A failed lookup: counted against this client, and 429 once it is over TOKEN_GUESS_LIMIT."""
     return _invalid() if guessing.count_failure() else _too_many()
 
@@ -81,7 +82,7 @@ def _answered(template: str, token: str, ctx: flow.LinkContext, red_flag: bool) 
 
 @bp.route("/s/<token>", methods=["GET", "POST"])
 @unlimited_view  # the guess limit below counts only failed lookups
-def questionnaire(token: str):
+def questionnaire(token: str) -> ResponseReturnValue:
     """The participant's questionnaire; only failed lookups count against TOKEN_GUESS_LIMIT."""
     now = utcnow()
     ctx = flow.resolve(token, now, posting=request.method == "POST")
@@ -103,7 +104,7 @@ def questionnaire(token: str):
     return _answered("thanks", token, ctx, page.outcome.red_flag)
 
 
-def csrf_retry(token: str):
+def csrf_retry(token: str) -> ResponseReturnValue:
     """A questionnaire POST with an expired or missing CSRF token: the answers again with a fresh token,
     nothing stored (`app.patient.csrf` dispatches here)."""
     now = utcnow()
@@ -128,6 +129,6 @@ def _too_many() -> tuple[str, int]:
 
 
 @bp.errorhandler(TooManyRequests)
-def too_many(exc: TooManyRequests):
+def too_many(exc: TooManyRequests) -> ResponseReturnValue:
     """Any other rate limit met on a patient page gets the same friendly page."""
     return _too_many()

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from app import audit
 from app.extensions import db
@@ -68,7 +68,7 @@ def completed_count() -> int:
     return len(db.session.scalars(_base_query().with_only_columns(Submission.id)).all())
 
 
-def _base_query():
+def _base_query() -> Select[tuple[Submission, Visit, str]]:
     return (
         select(Submission, Visit, Participant.record_id)
         .join(Visit, Submission.visit_id == Visit.id)

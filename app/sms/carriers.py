@@ -15,10 +15,11 @@ import hashlib
 import json
 import logging
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from flask import current_app
 from sqlalchemy import select, update
+from sqlalchemy.engine import CursorResult
 
 from app.extensions import db
 from app.models import OutboundMessage, Participant, SystemState
@@ -147,7 +148,7 @@ def coalesce_alerts(now: datetime) -> int:
         )
         .order_by(OutboundMessage.id)
     ).all()
-    by_number: dict[str, list] = {}
+    by_number: dict[str, list[Any]] = {}
     for row in rows:
         by_number.setdefault(row.to_e164 or "", []).append(row)
     merged = 0
@@ -166,11 +167,14 @@ def coalesce_alerts(now: datetime) -> int:
             .values(params={"records": records_label(records), "record_ids": records}, updated_at=now),
             execution_options={"synchronize_session": False},
         )
-        merged += db.session.execute(
-            update(OutboundMessage)
-            .where(OutboundMessage.id.in_(others), OutboundMessage.status == "pending")
-            .values(status="skipped", error_message=f"coalesced into alert {carrier.id}", updated_at=now),
-            execution_options={"synchronize_session": False},
+        merged += cast(
+            "CursorResult[Any]",  # an UPDATE's result, which has the row count
+            db.session.execute(
+                update(OutboundMessage)
+                .where(OutboundMessage.id.in_(others), OutboundMessage.status == "pending")
+                .values(status="skipped", error_message=f"coalesced into alert {carrier.id}", updated_at=now),
+                execution_options={"synchronize_session": False},
+            ),
         ).rowcount
     db.session.commit()
     return merged

@@ -13,8 +13,10 @@ from __future__ import annotations
 import logging
 import re
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 from sqlalchemy import select, update
+from sqlalchemy.engine import CursorResult
 
 from app import audit
 from app.extensions import db
@@ -37,7 +39,7 @@ TWILIO_STATUS = {
     "canceled": "failed",
 }
 RANK = {"pending": 0, "sending": 1, "queued": 2, "sent": 3, "delivered": 4, "undelivered": 4, "failed": 4}
-ERROR_TEXT = {
+ERROR_TEXT: dict[int | str, str] = {
     21211: "invalid 'To' number",
     21610: "recipient unsubscribed (replied STOP at the carrier)",
     30003: "unreachable destination handset",
@@ -84,7 +86,7 @@ def _insert_event(sid: str, status: str, code: str, now: datetime) -> int | None
     if db.engine.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
-        from sqlalchemy.dialects.sqlite import insert
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]  # same on-conflict API
     statement = (
         insert(SmsStatusEvent)
         .values(provider_sid=sid, status=status, error_code=code, received_at=now, applied=False)
@@ -186,16 +188,19 @@ def apply_status(msg: OutboundMessage, provider_status: str, error_code: str | N
     if new is None:
         return
     lower = [status for status, rank in RANK.items() if rank < RANK[new]]
-    values: dict = {"status": new, "updated_at": now}
+    values: dict[str, Any] = {"status": new, "updated_at": now}
     code = error_code_value(error_code)
     if new in ("undelivered", "failed"):
         values["error_code"] = error_code
         values["error_message"] = ERROR_TEXT.get(code or 0, f"delivery failed ({provider_status})")
-    changed = db.session.execute(
-        update(OutboundMessage)
-        .where(OutboundMessage.id == msg.id, OutboundMessage.status.in_(lower))
-        .values(**values),
-        execution_options={"synchronize_session": False},
+    changed = cast(
+        "CursorResult[Any]",  # an UPDATE's result, which has the row count
+        db.session.execute(
+            update(OutboundMessage)
+            .where(OutboundMessage.id == msg.id, OutboundMessage.status.in_(lower))
+            .values(**values),
+            execution_options={"synchronize_session": False},
+        ),
     ).rowcount
     db.session.expire(msg, ["status", "error_code", "error_message", "updated_at"])
     if changed != 1 or new not in ("undelivered", "failed"):

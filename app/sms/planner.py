@@ -10,16 +10,20 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
+from sqlalchemy.dialects import sqlite as sqlite_insert
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql import FromClause
 
 from app import audit
 from app.extensions import db
 from app.models import OutboundMessage, Participant, Visit
 from app.schedule import SendWindow, VisitSpec, compute_visit, parse_visit_plan
+from app.schedule.engine import ReminderTime
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +49,13 @@ class PlanResult:
         return {"planned": self.planned, "stale": self.stale, "visits": self.visits}
 
 
-def dialect_insert(table):
+def dialect_insert(table: FromClause) -> sqlite_insert.Insert:
     """INSERT … ON CONFLICT support for whichever database the app runs on."""
     if db.engine.dialect.name == "sqlite":
         from sqlalchemy.dialects.sqlite import insert
     else:
-        from sqlalchemy.dialects.postgresql import insert
-    return insert(table)
+        from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]  # same on-conflict API
+    return insert(cast(Table, table))  # a model's __table__ is a Table
 
 
 def _reminder_template(slot_index: int) -> str:
@@ -82,11 +86,11 @@ def plan_due(now: datetime) -> PlanResult:
         .where(Visit.status == "open", Visit.opens_at <= now, Visit.closes_at > now)
     ).all()
     result = PlanResult(visits=len(rows))
-    cache: dict[tuple[date, str, str], tuple] = {}
+    cache: dict[tuple[date, str, str], tuple[ReminderTime, ...]] = {}
     for start in range(0, len(rows), CHUNK):
         chunk = rows[start : start + CHUNK]
         planned = _planned_slots([row.id for row in chunk])
-        inserts: list[dict] = []
+        inserts: list[dict[str, Any]] = []
         for row in chunk:
             spec = specs.get(row.visit_key)
             if spec is None:
@@ -145,7 +149,13 @@ def _planned_slots(visit_ids: list[int]) -> dict[int, set[str]]:
     return found
 
 
-def _reminders(cache: dict, anchor: date, zone: str, spec: VisitSpec, window: SendWindow) -> tuple:
+def _reminders(
+    cache: dict[tuple[date, str, str], tuple[ReminderTime, ...]],
+    anchor: date,
+    zone: str,
+    spec: VisitSpec,
+    window: SendWindow,
+) -> tuple[ReminderTime, ...]:
     key = (anchor, zone, spec.key)
     if key not in cache:
         cache[key] = compute_visit(anchor, ZoneInfo(zone), spec, window).reminders

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 from sqlalchemy import case, func, update
+from sqlalchemy.engine import Connection
 
 from app.extensions import db
 from app.models import SmsRateBucket
@@ -27,7 +29,7 @@ CATCH_UP_SPACING = 0.95
 MAX_LEAD_SECONDS = 60.0
 
 
-def reserve(rate_per_second: float, name: str = BUCKET, clock=time.time) -> float:
+def reserve(rate_per_second: float, name: str = BUCKET, clock: Callable[[], float] = time.time) -> float:
     """Reserve the next send slot; returns the wall-clock instant (epoch seconds) to send at."""
     interval = 1.0 / rate_per_second
     # The wall clock, not a passed-in `now`: slots are real instants shared by every process.
@@ -55,11 +57,11 @@ def reserve(rate_per_second: float, name: str = BUCKET, clock=time.time) -> floa
     return float(slot) - interval
 
 
-def _create(conn, name: str) -> None:
+def _create(conn: Connection, name: str) -> None:
     if conn.dialect.name == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
     else:
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert  # type: ignore[assignment]  # same API
     conn.execute(dialect_insert(SmsRateBucket).values(name=name, next_at=0.0).on_conflict_do_nothing())
 
 
