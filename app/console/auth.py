@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import cast
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
@@ -114,8 +115,8 @@ def login() -> ResponseReturnValue:
         config = current_app.config
         now = utcnow()
         user = authenticate(
-            form.email.data,
-            form.password.data,
+            cast(str, form.email.data),
+            cast(str, form.password.data),
             request.remote_addr or "-",
             now,
             config["LOGIN_MAX_FAILURES"],

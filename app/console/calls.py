@@ -173,7 +173,8 @@ def record(visit_id: int) -> ResponseReturnValue:
 
 def _locked_visit(visit_id: int) -> Visit:
     """The visit read fresh under the write lock (see routes._locked): two saves at once run one by one."""
-    return _locked(Visit, visit_id)
+    visit: Visit = _locked(Visit, visit_id)
+    return visit
 
 
 def _phone_language(visit: Visit) -> str:

@@ -7,7 +7,7 @@ is refused if REDCap changed while the coordinator was looking.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from flask import abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
@@ -94,10 +94,12 @@ def _decide(submission_id: int, action: str) -> Any:
     actor = f"user:{current_user.id}"
     try:
         if action == "import":
-            import_anyway(submission, form.snapshot_hash.data, actor, utcnow(), note=form.reason.data)
+            import_anyway(
+                submission, cast(str, form.snapshot_hash.data), actor, utcnow(), note=form.reason.data
+            )
             done = _("Queued for import into REDCap over the values shown; the push re-checks REDCap first.")
         else:
-            discard(submission, form.snapshot_hash.data, actor, utcnow(), note=form.reason.data)
+            discard(submission, cast(str, form.snapshot_hash.data), actor, utcnow(), note=form.reason.data)
             done = _("Discarded: REDCap's values stay; the submission is kept here, marked discarded.")
     except ConflictChanged:
         return _refused(

@@ -15,7 +15,7 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.fields.choices import SelectChoice
+from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]  # WTForms 3.3; its stubs are 3.2
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from app.models import ROLES

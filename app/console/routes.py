@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from flask import (
     Response,
@@ -21,7 +21,7 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import func, select, text
-from wtforms.fields.choices import SelectChoice
+from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]  # WTForms 3.3; its stubs are 3.2
 
 from app.console import actions
 from app.console.auth import safe_next
@@ -50,7 +50,7 @@ def _actor() -> str:
     return f"user:{current_user.id}"
 
 
-def _run_action(form: Any, action: Callable[[], Any], default_next: str, done: str) -> Any:
+def _run_action(form: Any, action: Callable[[], Any], default_next: str, done: str) -> ResponseReturnValue:
     """Validate the form, run the action in one transaction, and answer 303, 400 or the refusal's code."""
     if not form.validate_on_submit():
         errors = [
@@ -196,7 +196,7 @@ def participant(participant_id: int) -> ResponseReturnValue:
 # --- actions on visits ------------------------------------------------------------------------
 
 
-def _visit_action(visit_id: int, form: Any, run: Callable[[Visit], Any], done: str) -> Any:
+def _visit_action(visit_id: int, form: Any, run: Callable[[Visit], Any], done: str) -> ResponseReturnValue:
     visit = _locked(Visit, visit_id)
     back = _participant_url(visit.participant_id, f"visit-{visit.id}")
     return _run_action(form, lambda: run(visit), back, done)
@@ -214,7 +214,7 @@ def remind(visit_id: int) -> ResponseReturnValue:
             v,
             utcnow(),
             _actor(),
-            form.reason.data,
+            cast(str, form.reason.data),
             send_window(),
             config["SMS_MANUAL_MIN_INTERVAL_MINUTES"],
             outside_window_confirmed=bool(form.confirm_outside_window.data),
@@ -235,7 +235,7 @@ def resend_link(visit_id: int) -> ResponseReturnValue:
             v,
             utcnow(),
             _actor(),
-            form.reason.data,
+            cast(str, form.reason.data),
             send_window(),
             config["SMS_MANUAL_MIN_INTERVAL_MINUTES"],
             outside_window_confirmed=bool(form.confirm_outside_window.data),
@@ -251,7 +251,7 @@ def clinic(visit_id: int) -> ResponseReturnValue:
     return _visit_action(
         visit_id,
         form,
-        lambda v: actions.mark_done_in_clinic(v, utcnow(), _actor(), form.reason.data),
+        lambda v: actions.mark_done_in_clinic(v, utcnow(), _actor(), cast(str, form.reason.data)),
         _("Visit marked done in clinic."),
     )
 
@@ -263,7 +263,13 @@ def reopen(visit_id: int) -> ResponseReturnValue:
     return _visit_action(
         visit_id,
         form,
-        lambda v: actions.reopen_missed_visit(v, form.days.data, utcnow(), _actor(), form.reason.data),
+        lambda v: actions.reopen_missed_visit(
+            v,
+            cast(int, form.days.data),
+            utcnow(),
+            _actor(),
+            cast(str, form.reason.data),
+        ),
         _("Visit reopened. Send a reminder so the participant gets a link."),
     )
 
@@ -279,7 +285,7 @@ def acknowledge(submission_id: int) -> ResponseReturnValue:
     back = _participant_url(submission.visit.participant_id, f"visit-{submission.visit_id}")
     return _run_action(
         form,
-        lambda: actions.acknowledge_red_flag(submission, form.note.data, utcnow(), _actor()),
+        lambda: actions.acknowledge_red_flag(submission, cast(str, form.note.data), utcnow(), _actor()),
         back,
         _("Red flag acknowledged."),
     )
@@ -293,7 +299,7 @@ def retry(submission_id: int) -> ResponseReturnValue:
     back = _participant_url(submission.visit.participant_id, f"visit-{submission.visit_id}")
     return _run_action(
         form,
-        lambda: actions.retry_push(submission, utcnow(), _actor(), form.reason.data),
+        lambda: actions.retry_push(submission, utcnow(), _actor(), cast(str, form.reason.data)),
         back,
         _("Push queued again."),
     )
@@ -307,7 +313,7 @@ def retry_status(push_id: int) -> ResponseReturnValue:
     back = _participant_url(row.visit.participant_id, f"visit-{row.visit_id}")
     return _run_action(
         form,
-        lambda: actions.retry_status_push(row, utcnow(), _actor(), form.reason.data),
+        lambda: actions.retry_status_push(row, utcnow(), _actor(), cast(str, form.reason.data)),
         back,
         _("Status push queued again."),
     )
@@ -316,10 +322,14 @@ def retry_status(push_id: int) -> ResponseReturnValue:
 # --- actions on participants ------------------------------------------------------------------
 
 
-def _participant_action(participant_id: int, run: Callable[[Participant, str], Any], done: str) -> Any:
+def _participant_action(
+    participant_id: int, run: Callable[[Participant, str], Any], done: str
+) -> ResponseReturnValue:
     form = ReasonForm()
     found = _locked(Participant, participant_id)
-    return _run_action(form, lambda: run(found, form.reason.data), _participant_url(found.id), done)
+    return _run_action(
+        form, lambda: run(found, cast(str, form.reason.data)), _participant_url(found.id), done
+    )
 
 
 @bp.post("/participants/<int:participant_id>/withdraw")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
@@ -25,7 +27,9 @@ def users() -> ResponseReturnValue:
     if request.method == "POST":
         if form.validate_on_submit():
             try:
-                create_user(form.email.data, form.password.data, form.role.data, actor=_actor())
+                create_user(
+                    cast(str, form.email.data), cast(str, form.password.data), form.role.data, actor=_actor()
+                )
                 db.session.commit()
                 flash(_("Account created."), "success")
                 return redirect(url_for("console.users"), 303)

@@ -8,11 +8,13 @@ invalid-link page and counts against the guess limit.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from flask import render_template, request
 from flask.typing import ResponseReturnValue
 
 from app.extensions import db, unlimited_view
-from app.models import utcnow
+from app.models import Participant, utcnow
 from app.participants import lifecycle
 from app.patient import flow
 from app.patient.blueprint import bp
@@ -20,7 +22,7 @@ from app.patient.optout import link_participant
 from app.patient.routes import _invalid_counted, _use_language
 
 
-def _context(token: str):
+def _context(token: str) -> tuple[datetime, flow.LinkContext, Participant | None]:
     now = utcnow()
     ctx = flow.resolve(token, now)
     _use_language(flow.choose_language(ctx, request.args.get("lang")))

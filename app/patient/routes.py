@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
+from datetime import date
+from typing import Any
 
-from flask import current_app, g, render_template, request
+from flask import Response, current_app, g, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_babel import refresh
@@ -16,7 +18,8 @@ from app.extensions import unlimited_view
 from app.models import utcnow
 from app.patient import flow, guessing, optout
 from app.patient.blueprint import bp
-from app.questionnaire.form_builder import UNANSWERED
+from app.questionnaire.definition import InstrumentDef
+from app.questionnaire.form_builder import UNANSWERED, QuestionnaireForm
 from app.questionnaire.translations import instrument_label
 
 
@@ -25,7 +28,7 @@ def _use_language(lang: str) -> None:
     refresh()
 
 
-def _message(template: str, status: int, **context) -> tuple[str, int]:
+def _message(template: str, status: int, **context: Any) -> tuple[str, int]:
     return render_template(f"patient/{template}.html", **context), status
 
 
@@ -41,7 +44,7 @@ def _invalid_counted() -> ResponseReturnValue:
 
 def _render_form(
     page: flow.Page,
-    definition,
+    definition: InstrumentDef,
     expired: bool = False,
     csrf_value: str | None = None,
     token: str | None = None,
@@ -61,7 +64,7 @@ def _render_form(
     )
 
 
-def _blank_form(definition, today, token: str, ctx: flow.LinkContext) -> str:
+def _blank_form(definition: InstrumentDef, today: date, token: str, ctx: flow.LinkContext) -> str:
     """The blank page from the per-app cache, with this session's CSRF token and the participant's
     stop/restart texts block put in."""
     html = flow.blank_page_html(
@@ -115,12 +118,12 @@ def csrf_retry(token: str) -> ResponseReturnValue:
     definition = flow.instrument(ctx)
     if definition is None:
         return _message("unavailable", 503)
-    form = flow.QuestionnaireForm(definition, g.locale, request.form, flow.local_today(ctx, now))
+    form = QuestionnaireForm(definition, g.locale, request.form, flow.local_today(ctx, now))
     page = flow.Page(form, form.questions())
     return _render_form(page, definition, expired=True, token=token, opted_out=ctx.opted_out), 400
 
 
-def _too_many() -> tuple[str, int]:
+def _too_many() -> Response:
     """Too many wrong links from one client: wait, or call the study team."""
     _use_language(flow.choose_language(flow.LinkContext(flow.INVALID), request.args.get("lang")))
     response = current_app.make_response(_message("too_many", 429))
