@@ -18,8 +18,9 @@ from typing import Any
 from config_defaults import DEFAULT_RED_FLAG_RULES as DEFAULT_RED_FLAG_RULES
 from config_defaults import DEFAULT_SMS_DENY_WORDS as DEFAULT_SMS_DENY_WORDS
 from config_defaults import DEFAULT_VISIT_PLAN as DEFAULT_VISIT_PLAN
-from config_env import ConfigError, read_environment
+from config_env import ConfigError as ConfigError
 from config_env import EnvReader as _Reader
+from config_env import read_environment
 
 BASE_DIR = Path(__file__).resolve().parent
 DEFAULT_INSTANCE_DIR = BASE_DIR / "instance"

@@ -80,7 +80,7 @@ def register_extensions(app: Flask) -> None:
     if app.config.get("PROXY_FIX_HOPS"):
         from app.proxies import TrustedProxyFix
 
-        app.wsgi_app = TrustedProxyFix(
+        app.wsgi_app = TrustedProxyFix(  # type: ignore[method-assign]  # Flask's documented way to wrap it
             app.wsgi_app, app.config["PROXY_FIX_HOPS"], app.config["FORWARDED_ALLOW_IPS"]
         )
 

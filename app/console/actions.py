@@ -8,6 +8,7 @@ on success and rolls back on refusal. Views, tests and (later) CLI commands call
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask_babel import gettext as _
@@ -49,7 +50,7 @@ class TooSoon(ActionRefused):
     status = 429
 
 
-def _audit(now: datetime, actor: str, action: str, **kwargs) -> AuditEntry:
+def _audit(now: datetime, actor: str, action: str, **kwargs: Any) -> AuditEntry:
     """An audit entry stamped with the action's own `now` (time is an input, also in the log)."""
     entry = audit.record(actor, action, **kwargs)
     entry.at = now

@@ -100,7 +100,8 @@ def safe_next(target: str | None, default: str) -> str:
 
 
 def _login_limit() -> str:
-    return current_app.config["LOGIN_LIMIT"]
+    limit: str = current_app.config["LOGIN_LIMIT"]
+    return limit
 
 
 @bp.route("/login", methods=["GET", "POST"])

@@ -7,7 +7,8 @@ box, instead of a redirect that would drop them.
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, cast
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
@@ -36,8 +37,9 @@ from app.i18n import SUPPORTED
 from app.models import CALL_OUTCOMES, User, Visit, utcnow
 from app.participants.call_list import REASONS, build_call_list
 from app.participants.calls import CallRefused, history, local_to_utc, record_outcome
-from app.participants.phone_questionnaire import blank, existing, take_by_phone
+from app.participants.phone_questionnaire import PhoneResult, blank, existing, take_by_phone
 from app.patient.flow import logic_json, version_id
+from app.questionnaire.definition import InstrumentDef
 from app.questionnaire.form_builder import UNANSWERED
 from app.questionnaire.store import current_definition
 
@@ -182,7 +184,14 @@ def _phone_language(visit: Visit) -> str:
     return chosen if chosen in SUPPORTED else visit.participant.language
 
 
-def _render_phone(visit: Visit | None, definition, result, lang: str, status: int = 200, **extra) -> Any:
+def _render_phone(
+    visit: Visit | None,
+    definition: InstrumentDef,
+    result: PhoneResult,
+    lang: str,
+    status: int = 200,
+    **extra: Any,
+) -> tuple[str, int]:
     return (
         render_template(
             "console/phone_questionnaire.html",
@@ -198,7 +207,7 @@ def _render_phone(visit: Visit | None, definition, result, lang: str, status: in
     )
 
 
-def _signed_in_again(now) -> bool:
+def _signed_in_again(now: datetime) -> bool:
     """A POST whose session ended: sign in from the form's own e-mail and password, if given and right."""
     email, password = request.form.get("relogin_email", ""), request.form.get("relogin_password", "")
     if not email or not password:
@@ -220,7 +229,7 @@ def _signed_in_again(now) -> bool:
     return True
 
 
-def _session_ok(now) -> bool:
+def _session_ok(now: datetime) -> bool:
     if not current_user.is_authenticated:
         return False
     if not current_user.is_active or session_expired(now, current_app.config["SESSION_IDLE_MINUTES"]):
@@ -238,7 +247,8 @@ def _phone_view(visit_id: int) -> ResponseReturnValue:
         # Nothing about the participant is shown before sign-in: only the answers this browser posted.
         if definition is None:
             abort(401)
-        lang = request.form.get("language") if request.form.get("language") in SUPPORTED else "en"
+        # .get() is one of SUPPORTED here, so a str.
+        lang = cast(str, request.form.get("language")) if request.form.get("language") in SUPPORTED else "en"
         visit = db.session.get(Visit, visit_id)
         if visit is None:
             abort(404)

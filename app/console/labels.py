@@ -90,7 +90,8 @@ def local_time(value: Any, fmt: str = "%Y-%m-%d %H:%M") -> str:
         return "—"
     from app.schedule.study_plan import study_zone
 
-    return value.astimezone(study_zone()).strftime(fmt)
+    shown: str = value.astimezone(study_zone()).strftime(fmt)
+    return shown
 
 
 def actor_name(value: str | None, names: dict[str, str] | None = None) -> str:

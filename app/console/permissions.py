@@ -75,7 +75,8 @@ def guard_console() -> ResponseReturnValue | None:
     if request.endpoint is None:
         return None  # 404/405 are answered by Flask itself
     if not current_user.is_authenticated:
-        return current_app.login_manager.unauthorized()  # type: ignore[attr-defined]  # set by Flask-Login
+        refused: ResponseReturnValue = current_app.login_manager.unauthorized()  # type: ignore[attr-defined]  # set by Flask-Login
+        return refused
     now = utcnow()
     if not current_user.is_active or session_expired(now, current_app.config["SESSION_IDLE_MINUTES"]):
         logout_user()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, select
@@ -37,7 +38,7 @@ class CallRow:
     capped: bool = False
     callback_at: datetime | None = None
     submission_id: int | None = None
-    sort_key: tuple = field(default=(), repr=False)
+    sort_key: tuple[Any, ...] = field(default=(), repr=False)
 
     @property
     def can_record(self) -> bool:

@@ -56,7 +56,7 @@ def histories(visit_ids: list[int]) -> dict[int, CallHistory]:
     """Attempts so far and the latest attempt, per visit, in two queries."""
     if not visit_ids:
         return {}
-    counts = dict(
+    counts: dict[int, int] = dict(
         db.session.execute(
             select(CallAttempt.visit_id, func.count(CallAttempt.id))
             .where(CallAttempt.visit_id.in_(visit_ids))

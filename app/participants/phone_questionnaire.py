@@ -9,8 +9,10 @@ submission is recorded as `source="interviewer"` with the coordinator as actor (
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -48,7 +50,13 @@ def existing(visit: Visit) -> Submission | None:
     return db.session.scalar(select(Submission).where(Submission.visit_id == visit.id))
 
 
-def blank(visit: Visit, definition: InstrumentDef, lang: str, now: datetime, formdata=None) -> PhoneResult:
+def blank(
+    visit: Visit,
+    definition: InstrumentDef,
+    lang: str,
+    now: datetime,
+    formdata: Mapping[str, Any] | None = None,
+) -> PhoneResult:
     """The questionnaire for the phone (empty, or filled with `formdata` and no errors shown)."""
     form = QuestionnaireForm(definition, lang, formdata, local_today(visit, now))
     return PhoneResult(form, form.questions())
@@ -57,7 +65,7 @@ def blank(visit: Visit, definition: InstrumentDef, lang: str, now: datetime, for
 def take_by_phone(
     visit: Visit,
     definition: InstrumentDef,
-    formdata,
+    formdata: Mapping[str, Any],
     lang: str,
     now: datetime,
     actor: str,

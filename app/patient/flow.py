@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import current_app, request, session
 from jinja2.utils import htmlsafe_json_dumps
 from markupsafe import Markup
 from sqlalchemy import Select, bindparam, select
+from sqlalchemy.sql.elements import Label
 
 from app.extensions import db
 from app.i18n import SUPPORTED
@@ -79,7 +82,7 @@ _COLUMNS = (
 )
 
 
-def _current_version_columns(name: str) -> tuple:
+def _current_version_columns(name: str) -> tuple[Label[int], Label[str]]:
     """The current questionnaire version's id and hash as scalar subqueries, so a page needs one query."""
     base = (
         select()
@@ -94,7 +97,7 @@ def _current_version_columns(name: str) -> tuple:
 
 
 @lru_cache(maxsize=16)
-def _token_query(instrument_name: str, posting: bool) -> Select:
+def _token_query(instrument_name: str, posting: bool) -> Select[Any]:
     """The one statement behind every token lookup, built once (the digest is a bound parameter).
     A POST may store, so it also loads the link and its visit (the many-to-one then needs no query)."""
     columns = (*_COLUMNS, *_current_version_columns(instrument_name))
@@ -154,7 +157,7 @@ def choose_language(ctx: LinkContext, requested: str | None) -> str:
         session["lang"] = requested
         session["lang_link"] = ctx.link_id
         return requested
-    stored = session.get("lang")
+    stored: str | None = session.get("lang")
     if stored in SUPPORTED and (ctx.link_id is None or session.get("lang_link") == ctx.link_id):
         return stored
     if ctx.language in SUPPORTED:
@@ -209,11 +212,13 @@ CSRF_SLOT = "\x00csrf\x00"  # stands for the per-session CSRF token in a cached 
 REMINDERS_SLOT = "\x00reminders\x00"  # stands for the participant's stop/restart texts block
 
 
-def blank_page_html(definition: InstrumentDef, lang: str, today: date, render) -> str:
+def blank_page_html(definition: InstrumentDef, lang: str, today: date, render: Callable[[Page], str]) -> str:
     """The whole blank questionnaire page, rendered once per app, version, language, local day and
     translation file content; only the CSRF token (CSRF_SLOT) differs between participants."""
     texts = tr.load_translations()
-    cache: OrderedDict = current_app.extensions.setdefault("patient_blank_pages", OrderedDict())
+    cache: OrderedDict[tuple[str, str, str, date], tuple[object, str]] = current_app.extensions.setdefault(
+        "patient_blank_pages", OrderedDict()
+    )
     key = (definition.name, definition.version_hash, lang, today)
     with _lock:
         hit = cache.get(key)
@@ -253,7 +258,9 @@ def blank_page(definition: InstrumentDef, lang: str, today: date) -> Page:
     return Page(form, form.questions())
 
 
-def submit(ctx: LinkContext, definition: InstrumentDef, formdata, lang: str, now: datetime) -> Page:
+def submit(
+    ctx: LinkContext, definition: InstrumentDef, formdata: Mapping[str, Any], lang: str, now: datetime
+) -> Page:
     """Validate a posted questionnaire; accept it when clean, else return it with errors, answers kept."""
     if ctx.state != OPEN or ctx.link is None:
         raise SubmitRefused("submit needs an open link resolved with posting=True")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime
+from typing import Any
 
 from flask import current_app, g, render_template, session, url_for
 from flask_wtf.csrf import generate_csrf
@@ -52,7 +53,7 @@ def block(token: str, opted_out: bool) -> str:
     page is kept for another.
     """
     endpoint = _ENDPOINTS[bool(opted_out)]
-    cache: dict = current_app.extensions.setdefault("patient_reminder_blocks", {})
+    cache: dict[Any, Any] = current_app.extensions.setdefault("patient_reminder_blocks", {})
     key = (g.locale, bool(opted_out))
     with _lock:
         html = cache.get(key)

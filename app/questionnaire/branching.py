@@ -236,7 +236,8 @@ class _Parser:
     def operand(self) -> Ref | Lit:
         tok = self.take()
         if tok.kind == "ref":
-            return tok.value
+            ref: Ref = tok.value
+            return ref
         if tok.kind in ("str", "num"):
             return Lit(tok.value)
         raise self.fail(tok, "a [field], a quoted value or a number")

@@ -189,7 +189,10 @@ def field_from_row(row: Mapping[str, Any]) -> FieldDef:
         clean = {key: _text(row, key, name) for key in METADATA_KEYS}
         return _field(clean)
     except MetadataError:
-        texts = {key: row.get(key) if isinstance(row.get(key), str) else "" for key in METADATA_KEYS}
+        # Each value is a str: the row's own, or "".
+        texts: dict[str, Any] = {
+            key: row.get(key) if isinstance(row.get(key), str) else "" for key in METADATA_KEYS
+        }
         return FieldDef(
             name=name,
             form=texts["form_name"],

@@ -54,7 +54,10 @@ def export_records(
 ) -> list[dict[str, Any]]:
     """One flat, raw export of the named `fields` of `records` in `events`: exactly one API call."""
     client = client or get_client()
-    return client.export_records(list(fields), records=list(records) or None, events=list(events) or None)
+    rows: list[dict[str, Any]] = client.export_records(
+        list(fields), records=list(records) or None, events=list(events) or None
+    )
+    return rows
 
 
 def questionnaire_fields() -> list[str]:

@@ -145,7 +145,8 @@ def apply_current(
     config = current_app.config
     id_field = config["REDCAP_ROSTER_FIELDS"]["record_id"]
     enrollment_event = config["REDCAP_ENROLLMENT_EVENT"]
-    baseline, followup = [], []
+    baseline: list[dict[str, Any]] = []
+    followup: list[dict[str, Any]] = []
     for row in rows:
         is_baseline = str(row.get("redcap_event_name") or enrollment_event) == enrollment_event
         (baseline if is_baseline else followup).append(row)

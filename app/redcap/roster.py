@@ -22,12 +22,12 @@ from sqlalchemy import select, update
 from app import audit
 from app.extensions import db
 from app.models import Participant, SystemState
+from app.models.participant import ENDED_STATUSES
 from app.participants.lifecycle import end_participation
 from app.participants.visits import ScheduleInputError, schedule_participant
 from app.redcap.client import RedcapClient, get_client
 from app.redcap.enrollment import console_end_pending
 from app.redcap.roster_rows import (
-    ENDED_STATUSES,
     RosterRow,
     RowSkipped,
     normalize_phone,

@@ -50,7 +50,9 @@ def settings_fingerprint(config: Any) -> str:
 
 def halt_state() -> dict[str, Any] | None:
     """The halt in force for the current settings (code, reason, at, backend), or None."""
-    value = db.session.scalar(select(SystemState.value).where(SystemState.key == HALT_KEY))
+    value: dict[str, Any] | None = db.session.scalar(
+        select(SystemState.value).where(SystemState.key == HALT_KEY)
+    )
     if not value or value.get("fingerprint") != settings_fingerprint(current_app.config):
         return None
     return value

@@ -9,6 +9,7 @@ otherwise the row goes back to `pending` and the next send pass re-checks and se
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from flask import current_app
@@ -19,6 +20,7 @@ from app.models import OutboundMessage
 from app.sms.matching import SKEW, matches
 from app.sms.outcomes import record_accepted
 from app.sms.providers import Accepted, ProviderError, get_provider
+from app.sms.providers.base import SmsProvider
 from app.sms.transmit import BACKOFF_CAP, MAX_TRIES
 
 log = logging.getLogger(__name__)
@@ -71,7 +73,12 @@ def reconcile_stuck(now: datetime) -> dict[str, int]:
     return counts
 
 
-def _resolve(msg: OutboundMessage, provider, now: datetime, record_accepted) -> str:
+def _resolve(
+    msg: OutboundMessage,
+    provider: SmsProvider,
+    now: datetime,
+    record_accepted: Callable[..., None],
+) -> str:
     if not msg.to_e164:
         return _release(msg, "claim abandoned before a recipient was fixed")
     try:

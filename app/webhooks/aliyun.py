@@ -6,6 +6,8 @@ secret is SMS_CALLBACK_SECRET. Aliyun cannot send a CSRF token, so the views are
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Response
 
 from app.extensions import csrf
@@ -16,7 +18,7 @@ from app.webhooks.cn_common import handle_push, large_push
 OK = {"code": 0, "msg": "成功"}
 
 
-def _error(message: str) -> dict:
+def _error(message: str) -> dict[str, Any]:
     return {"code": 1, "msg": message}
 
 

@@ -6,7 +6,7 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Response, jsonify, request
 
@@ -18,9 +18,10 @@ log = logging.getLogger(__name__)
 # A provider's batch push may carry thousands of receipts (about 250 bytes each): more than the
 # site-wide MAX_CONTENT_LENGTH allows a form, so these two-step-checked URLs get their own bound.
 PUSH_MAX_BYTES = 8 * 1024 * 1024
+_V = TypeVar("_V", bound=Callable[..., Any])
 
 
-def large_push(view: Callable) -> Callable:
+def large_push(view: _V) -> _V:
     """Let a push view take bodies up to PUSH_MAX_BYTES (app.security.refuse_oversized_body reads it)."""
     view.max_content_length = PUSH_MAX_BYTES  # type: ignore[attr-defined]
     return view

@@ -6,6 +6,8 @@ Configure both in Tencent Cloud's console as `{PUBLIC_BASE_URL}/sms/tencent/stat
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Response
 
 from app.extensions import csrf
@@ -16,7 +18,7 @@ from app.webhooks.cn_common import handle_push, large_push
 OK = {"result": 0, "errmsg": "OK"}
 
 
-def _error(message: str) -> dict:
+def _error(message: str) -> dict[str, Any]:
     return {"result": 1, "errmsg": message}
 
 

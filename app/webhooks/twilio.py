@@ -31,7 +31,8 @@ def signature_valid() -> bool:
     account = current_app.config.get("TWILIO_ACCOUNT_SID")
     if account and request.form.get("AccountSid") not in (None, account):
         return False
-    return RequestValidator(token).validate(url, request.form.to_dict(), signature)
+    valid: bool = RequestValidator(token).validate(url, request.form.to_dict(), signature)
+    return valid
 
 
 @bp.post("/sms/twilio/status")

@@ -113,7 +113,8 @@ class PassContext:
 
     @property
     def record_field(self) -> str:
-        return self.config["REDCAP_ROSTER_FIELDS"].get("record_id", "record_id")
+        field: str = self.config["REDCAP_ROSTER_FIELDS"].get("record_id", "record_id")
+        return field
 
     def base_row(self, record_id: str, event: str) -> dict[str, str]:
         row = {self.record_field: record_id}
@@ -169,7 +170,7 @@ class PushQueue:
         self.ctx = ctx
         self.retry_now = retry_now
 
-    def due(self, stmt: Select, last_id: int, size: int) -> Select:
+    def due(self, stmt: Select[Any], last_id: int, size: int) -> Select[Any]:
         model = self.model
         stmt = stmt.where(model.sync_status == "pending", model.id > last_id)
         if not self.retry_now:
