@@ -57,7 +57,7 @@ def histories(visit_ids: list[int]) -> dict[int, CallHistory]:
     if not visit_ids:
         return {}
     counts: dict[int, int] = dict(
-        db.session.execute(
+        db.session.execute(  # type: ignore[arg-type]  # each Row is a (visit id, count) pair
             select(CallAttempt.visit_id, func.count(CallAttempt.id))
             .where(CallAttempt.visit_id.in_(visit_ids))
             .group_by(CallAttempt.visit_id)

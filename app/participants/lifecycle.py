@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from app import audit
 from app.models import ENDED_STATUSES, Participant
@@ -137,7 +137,7 @@ def opt_in(
     source: OptOutSource,
     actor: str,
     detail: str | None = None,
-    **audit_detail: object,
+    **audit_detail: Any,
 ) -> bool:
     """Allow texts again (START reply, the web page's "Restart text reminders", or a coordinator after the
     participant asked); audited `sms.opted_in`. Consent and study status still apply. Adds to the session;

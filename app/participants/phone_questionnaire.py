@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Submission, Visit
+from app.models import Submission, SurveyLink, Visit
 from app.participants.calls import check_callable, record_reached
 from app.participants.links import find_link, issue_link
 from app.participants.submissions import SubmissionOutcome, accept_submission
@@ -87,7 +87,7 @@ def take_by_phone(
     result = clean_answers(definition, form.answers_input(formdata), today=today)
     if result.errors:
         return PhoneResult(form, form.questions(result.errors), dict(result.errors))
-    link = find_link(issue_link(visit, now))
+    link = cast(SurveyLink, find_link(issue_link(visit, now)))  # just issued, so it is found
     outcome = accept_submission(
         link,
         result.answers,

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from flask import current_app
@@ -178,7 +178,7 @@ def _apply_chunk(
             if participant.roster_problem == MISSING_NOTE:
                 participant.roster_hash = None  # back in REDCap: apply the row again below
             elif (participant.roster_problem or "").startswith(SKIPPED_PREFIX):
-                reason = participant.roster_problem.removeprefix(SKIPPED_PREFIX)
+                reason = cast(str, participant.roster_problem).removeprefix(SKIPPED_PREFIX)  # checked above
                 report.skipped.append(reason)  # same bad row as last time: reported, nothing written
                 report.skip_reasons[_reason_kind(reason)] += 1
                 continue
@@ -284,7 +284,10 @@ def _update(participant: Participant, parsed: RosterRow, now: datetime, report: 
         "participant.roster_updated",
         participant=participant,
         changed=sorted(c for c in changed if c != "roster_problem"),
-        **({"old_status": previous_status, "new_status": parsed.status} if "status" in changed else {}),
+        **cast(
+            dict[str, Any],
+            {"old_status": previous_status, "new_status": parsed.status} if "status" in changed else {},
+        ),
     )
     if parsed.status not in ENDED_STATUSES:
         try:

@@ -139,7 +139,8 @@ def record_callbacks(reports: list[tuple[str, str, str | None]], now: datetime, 
             if db.engine.dialect.name == "postgresql":
                 query = query.with_for_update()
             for msg in db.session.scalars(query).all():
-                for event_id, provider_status, code in new[msg.provider_sid]:
+                # provider_sid is one of new's keys (the query above); code here is the stored str | None.
+                for event_id, provider_status, code in new[cast(str, msg.provider_sid)]:  # type: ignore[assignment]
                     apply_status(msg, provider_status, code, now)
                     db.session.execute(
                         update(SmsStatusEvent).where(SmsStatusEvent.id == event_id).values(applied=True)

@@ -13,13 +13,14 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
-from app.models import InboundMessage, OutboundMessage, Participant
+from app.models import InboundMessage, OutboundMessage, Participant, Visit
 from app.participants import lifecycle
 from app.participants.links import issue_link, link_url
 from app.sms.providers import mask_number
@@ -93,7 +94,7 @@ def handle_inbound(
     if keyword == "stop":
         word = "replied " + (body or "").strip()[:20]
         opt_out(people, now, actor="participant:sms", source=word, via="reply")
-        reply = render("stop_confirm", language)
+        reply: str | None = render("stop_confirm", language)
     elif keyword == "start":
         opt_in(people, now)
         reply = render("start_confirm", language)
@@ -174,5 +175,6 @@ def _answer_other(
     if not inline:
         return None
     if template == "reply_link":
-        return render(template, language, link=link_url(issue_link(visit, now)))
+        # "reply_link" is chosen only with an open visit.
+        return render(template, language, link=link_url(issue_link(cast(Visit, visit), now)))
     return render(template, language)

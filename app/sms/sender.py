@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
+from typing import cast
 
 from flask import current_app
 from sqlalchemy import select
@@ -169,4 +170,4 @@ def send_now(msg_id: int, now: datetime) -> OutboundMessage:
         provider.close()
     msg = db.session.get(OutboundMessage, msg_id)
     db.session.refresh(msg)
-    return msg
+    return cast(OutboundMessage, msg)  # refresh above has already failed if the row is gone

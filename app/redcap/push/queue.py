@@ -12,7 +12,7 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Select, or_, select, update
 
@@ -235,7 +235,7 @@ class PushQueue:
     def audit_failure(self, item_id: int, action: str) -> None:
         visit_id = db.session.scalar(select(self.model.visit_id).where(self.model.id == item_id))
         visit = db.session.get(Visit, visit_id) if visit_id else None
-        audit.record(ACTOR, action, visit=visit, **{f"{self.kind}_id": item_id})
+        audit.record(ACTOR, action, visit=visit, **cast(dict[str, Any], {f"{self.kind}_id": item_id}))
 
     def defer(self, ids: Sequence[int], message: str) -> None:
         if not ids:

@@ -114,11 +114,12 @@ def _push_window(ctx: PassContext, queue: PushQueue, items: list[PushItem], size
     try:
         screened = _split(items, lambda part: _retrying(ctx, lambda: queue.keep_redcaps(part)), rejected)
         for check in _PRE_PUSH_CHECKS if queue.screened else []:
-            screened = _split(screened, lambda part, check=check: _screen(ctx, check, part), rejected)
+            # mypy cannot type a lambda with a default argument (which binds the loop variable).
+            screened = _split(screened, lambda part, check=check: _screen(ctx, check, part), rejected)  # type: ignore[misc]
         for start in range(0, len(screened), size):
             ctx.report.batches += 1
             landed: list[int] = []
-            _split(screened[start : start + size], lambda part, out=landed: _import(ctx, part, out), rejected)
+            _split(screened[start : start + size], lambda part, out=landed: _import(ctx, part, out), rejected)  # type: ignore[misc]
             queue.mark_pushed(landed)
             confirmed.extend(landed)
             db.session.commit()
