@@ -12,7 +12,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 from flask_babel import gettext as _
 from werkzeug.datastructures import MultiDict
@@ -63,7 +63,7 @@ class Question:
     readonly: bool = False
     attrs: dict[str, Any] = field(default_factory=dict)
     options: list[Option] = field(default_factory=list)
-    slider_labels: list[str] = field(default_factory=list)
+    slider_labels: list[str | None] = field(default_factory=list)
     range_hint: str = ""  # a slider without JavaScript: "Enter a number from 0 to 100…"
     only_if: str = ""
     has_logic: bool = False
@@ -84,7 +84,8 @@ class Question:
     def dom_id(self) -> str:
         """The id the error summary links to: the question's first control."""
         if self.options:
-            return self.options[0].control.id
+            first: str = self.options[0].control.id
+            return first
         return self.control.id if self.control is not None else f"q-{self.name}"
 
 
@@ -182,7 +183,8 @@ class QuestionnaireForm(BaseForm):
         self.instrument = instrument
         self.lang = lang
         self.today = today  # the participant's local date: resolves 'today' in date ranges
-        super().__init__(unbound_fields(instrument, lang), prefix="")
+        # The stubs type a field built outside a form as its Field class; it is an UnboundField.
+        super().__init__(unbound_fields(instrument, lang), prefix="")  # type: ignore[arg-type]
         data = None if formdata is None else _multidict(formdata)
         self.process(data)
         self.submitted = data is not None
@@ -216,7 +218,8 @@ class QuestionnaireForm(BaseForm):
             ]
         elif q.kind == "radio":
             q.control = self[fdef.name]
-            q.options = [Option(sub.data, sub.label.text, sub) for sub in q.control]
+            # A radio question's control is a RadioField, whose items are its options.
+            q.options = [Option(sub.data, sub.label.text, sub) for sub in cast(RadioField, q.control)]
         elif q.kind in ("select", "textarea"):
             q.control = self[fdef.name]
         elif q.kind == "slider":
@@ -239,7 +242,7 @@ class QuestionnaireForm(BaseForm):
         low, high = fdef.bounds
         q.attrs = {"min": low, "max": high, "step": 1, "inputmode": "numeric", "autocomplete": "off"}
         q.attrs["data-slider"] = True  # questionnaire.js makes it a range input
-        labels = [plain(x) for x in tr.slider_labels(fdef, self.lang) or ()]
+        labels: list[str | None] = [plain(x) for x in tr.slider_labels(fdef, self.lang) or ()]
         q.slider_labels = labels or [low, "", high]
         if labels and labels[0] and labels[-1]:
             q.range_hint = _(
@@ -258,7 +261,7 @@ class QuestionnaireForm(BaseForm):
             q.attrs["value"] = ""
 
     @staticmethod
-    def answers_input(formdata: Mapping[str, Any]) -> MultiDict:
+    def answers_input(formdata: Mapping[str, Any]) -> MultiDict[str, Any]:
         """The posted data without sliders left at "no answer", ready for `clean_answers`."""
         data = _multidict(formdata).copy()
         for name in data.getlist(UNANSWERED):
@@ -267,7 +270,7 @@ class QuestionnaireForm(BaseForm):
         return data
 
 
-def _multidict(data: Mapping[str, Any]) -> MultiDict:
+def _multidict(data: Mapping[str, Any]) -> MultiDict[str, Any]:
     return data if isinstance(data, MultiDict) else MultiDict(data)
 
 

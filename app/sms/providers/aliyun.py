@@ -10,7 +10,7 @@ in the answer's Code; cn_codes says what each one means.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -140,7 +140,9 @@ class AliyunProvider(SmsProvider):
             day += timedelta(days=1)
         return sorted(found, key=lambda r: r.created_at or since, reverse=True)
 
-    def _call(self, method, request, *, lookup: bool = False):
+    def _call(
+        self, method: Callable[..., Any], request: Any, *, lookup: bool = False
+    ) -> Any:  # SDK objects: untyped
         """One SDK call; every failure becomes a ProviderError (a lookup's are always retryable)."""
         try:
             return method(request, self.runtime).body

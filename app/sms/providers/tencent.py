@@ -8,7 +8,7 @@ SentRecord.ref). A per-number code comes back in SendStatusSet; a request-wide o
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -126,7 +126,9 @@ class TencentProvider(SmsProvider):
             request.Offset += PULL_LIMIT
         return sorted(found, key=lambda r: r.created_at or since, reverse=True)
 
-    def _call(self, method, request, *, lookup: bool = False):
+    def _call(
+        self, method: Callable[..., Any], request: Any, *, lookup: bool = False
+    ) -> Any:  # SDK objects: untyped
         """One SDK call; every failure becomes a ProviderError (a lookup's are always retryable)."""
         try:
             return method(request)
