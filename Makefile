@@ -39,6 +39,8 @@ test-timeshift: venv-dev
 
 lint: venv-dev
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 format: venv-dev
 	$(VENV)/bin/ruff format .
