@@ -110,7 +110,7 @@ def test_metadata_export_uses_redcap_keys_and_filters(redcap_server):
     assert [m["field_name"] for m in proj.export_metadata(fields=["fu_ae"])] == ["fu_ae"]
     contact = proj.export_metadata(forms=["followup_contact"])
     assert {m["form_name"] for m in contact} == {"followup_contact"}
-    assert len(contact) == 4
+    assert len(contact) == 5  # visit status, invited at, reminders sent, red flag, mode
     assert redcap_error(proj.export_metadata, fields=["nope"]) == (
         "The following values in the parameter \"fields\" are not valid: 'nope'"
     )
