@@ -10,12 +10,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from zoneinfo import ZoneInfo
 
 from flask import current_app
 from sqlalchemy import Table, func, select
-from sqlalchemy.dialects import sqlite as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import FromClause
 
@@ -24,6 +23,9 @@ from app.extensions import db
 from app.models import OutboundMessage, Participant, Visit
 from app.schedule import SendWindow, VisitSpec, compute_visit, parse_visit_plan
 from app.schedule.engine import ReminderTime
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects.sqlite import Insert as SqliteInsert  # the PostgreSQL one has the same API
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +51,7 @@ class PlanResult:
         return {"planned": self.planned, "stale": self.stale, "visits": self.visits}
 
 
-def dialect_insert(table: FromClause) -> sqlite_insert.Insert:
+def dialect_insert(table: FromClause) -> SqliteInsert:
     """INSERT … ON CONFLICT support for whichever database the app runs on."""
     if db.engine.dialect.name == "sqlite":
         from sqlalchemy.dialects.sqlite import insert
