@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
+import time_machine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from werkzeug.datastructures import MultiDict
@@ -396,6 +397,8 @@ def _redcap_stand_in(rows):
 
 
 _STAND_INS = {TRIAL.name: _redcap_stand_in(trial_rows()), WB.name: _redcap_stand_in(wellbeing_rows())}
+# The stand-in, like REDCap, resolves 'today' from its own clock: both sides check the answers on TODAY.
+ON_TODAY = datetime.combine(TODAY, datetime.min.time(), tzinfo=UTC).replace(hour=12)
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -404,9 +407,10 @@ def test_the_local_redcap_server_accepts_every_cleaned_answer(inst, data):
     from devservers.redcap_records import _value_problem
 
     by_column = _STAND_INS[inst.name]
-    for column, value in clean(inst, data).answers.items():
-        error, _warning = _value_problem(by_column[column], column, value)
-        assert error is None, (column, error)
+    with time_machine.travel(ON_TODAY, tick=False):
+        for column, value in clean(inst, data).answers.items():
+            error, _warning = _value_problem(by_column[column], column, value)
+            assert error is None, (column, error)
 
 
 def test_the_local_redcap_server_accepts_complete_submissions():
@@ -417,5 +421,6 @@ def test_the_local_redcap_server_accepts_complete_submissions():
     for inst, data in ((TRIAL, GOOD_TRIAL), (WB, wb)):
         answers = clean(inst, data).answers
         assert len(answers) > 10
-        for column, value in answers.items():
-            assert _value_problem(_STAND_INS[inst.name][column], column, value)[0] is None, column
+        with time_machine.travel(ON_TODAY, tick=False):
+            for column, value in answers.items():
+                assert _value_problem(_STAND_INS[inst.name][column], column, value)[0] is None, column
