@@ -179,6 +179,10 @@ class Config:
         self.SMS_LINK_MODE = (env.str("SMS_LINK_MODE", "path") or "path").lower()
         if self.SMS_LINK_MODE not in {"path", "entry"}:
             raise ConfigError(f"SMS_LINK_MODE: must be 'path' or 'entry', got {self.SMS_LINK_MODE!r}")
+        from app.sms.kinds import param_length_problem  # Tencent's per-variable limit vs what we send
+
+        if problem := param_length_problem(vars(self)):
+            raise ConfigError(problem)
         # Calls to one visit after which the call list stops offering more (app.participants.calls).
         self.CALL_MAX_ATTEMPTS = env.int("CALL_MAX_ATTEMPTS", 5, minimum=1, maximum=50)
 
@@ -302,6 +306,8 @@ class Config:
             env.str("TENCENT_SMS_ENDPOINT", "https://sms.tencentcloudapi.com") or ""
         ).rstrip("/")
         self.TENCENT_SMS_TIMEOUT = env.float("TENCENT_SMS_TIMEOUT", 15.0, minimum=0.1)
+        self.TENCENT_SMS_STATUS_LAG = env.float("TENCENT_SMS_STATUS_LAG", 600.0)
+        self.TENCENT_SMS_PARAM_MAX_CHARS = env.int("TENCENT_SMS_PARAM_MAX_CHARS", 6, minimum=1)
         problem = check_templates(self.SMS_BACKEND, self.SMS_TEMPLATES)
         if problem:
             raise ConfigError(problem)

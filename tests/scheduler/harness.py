@@ -266,6 +266,7 @@ def tencent_settings(api_url: str) -> dict[str, str]:
         "TENCENT_SMS_SIGN_NAME": DEFAULT_SIGN,
         "TENCENT_SMS_ENDPOINT": api_url,
         "TENCENT_SMS_TIMEOUT": "2",
+        "TENCENT_SMS_PARAM_MAX_CHARS": "30",
         "SMS_TEMPLATES": json.dumps(templates),
         "SMS_CALLBACK_SECRET": "fault-callback-secret",  # fictitious
         "SMS_RATE_PER_SECOND": "200",
