@@ -307,7 +307,7 @@ class Config:
         ).rstrip("/")
         self.TENCENT_SMS_TIMEOUT = env.float("TENCENT_SMS_TIMEOUT", 15.0, minimum=0.1)
         self.TENCENT_SMS_STATUS_LAG = env.float("TENCENT_SMS_STATUS_LAG", 600.0)
-        self.TENCENT_SMS_PARAM_MAX_CHARS = env.int("TENCENT_SMS_PARAM_MAX_CHARS", 6, minimum=1)
+        self.TENCENT_SMS_PARAM_MAX_CHARS = env.int("TENCENT_SMS_PARAM_MAX_CHARS", 0, minimum=0)
         problem = check_templates(self.SMS_BACKEND, self.SMS_TEMPLATES)
         if problem:
             raise ConfigError(problem)

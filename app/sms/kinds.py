@@ -73,10 +73,12 @@ def param_length_problem(config: Mapping[str, Any]) -> str | None:
 
     Tencent takes at most 6 characters per template variable unless it raises the limit for the account
     (TENCENT_SMS_PARAM_MAX_CHARS says what it is): every text with a longer value would be refused.
+    Unset, nothing is checked here (accounts differ, and the provider's own refusal,
+    TemplateParameterLengthLimit, stops sending with one clear line anyway).
     """
-    if config.get("SMS_BACKEND") != "tencent":
+    if config.get("SMS_BACKEND") != "tencent" or not config.get("TENCENT_SMS_PARAM_MAX_CHARS"):
         return None
-    limit = int(config.get("TENCENT_SMS_PARAM_MAX_CHARS") or 6)
+    limit = int(config["TENCENT_SMS_PARAM_MAX_CHARS"])
     mode = str(config.get("SMS_LINK_MODE") or "path")
     longest = {
         **LONGEST_PARAM,

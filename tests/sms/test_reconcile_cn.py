@@ -160,7 +160,7 @@ def _tencent_settings(**extra: str) -> dict[str, str]:
 
 def test_start_up_says_when_tencents_variable_limit_cannot_fit(tmp_path):
     with pytest.raises(ConfigError) as refused:
-        TestingConfig(_tencent_settings(), instance_path=tmp_path)
+        TestingConfig(_tencent_settings(TENCENT_SMS_PARAM_MAX_CHARS="6"), instance_path=tmp_path)
     message = str(refused.value)
     assert message.startswith("TENCENT_SMS_PARAM_MAX_CHARS=6:")
     assert "code up to 22 in SMS_LINK_MODE=path (invite, reminder)" in message
@@ -171,6 +171,8 @@ def test_start_up_says_when_tencents_variable_limit_cannot_fit(tmp_path):
             _tencent_settings(SMS_LINK_MODE="entry", TENCENT_SMS_PARAM_MAX_CHARS="7"), instance_path=tmp_path
         )
     assert TestingConfig(_tencent_settings(TENCENT_SMS_PARAM_MAX_CHARS="30"), instance_path=tmp_path)
+    # Unset, the account's limit is unknown: nothing is refused at start-up (Tencent's own refusal halts).
+    assert TestingConfig(_tencent_settings(), instance_path=tmp_path)
     # Aliyun has no such account-wide limit here; the check is Tencent's only.
     assert param_length_problem({"SMS_BACKEND": "aliyun", "SMS_TEMPLATES": {"invite": {"zh": "x"}}}) is None
 
