@@ -52,7 +52,11 @@ def create_app(config: Config | str | None = None, *, commands_only: bool = Fals
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     configure_logging(app)
     register_commands(app)
-    if not commands_only:
+    if commands_only:
+        from app.cli.lazy import PENDING
+
+        app.extensions[PENDING] = finish_app  # run by the first command, after its arguments are parsed
+    else:
         finish_app(app)
     return app
 

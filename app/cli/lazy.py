@@ -6,7 +6,8 @@ and every model, the views, the start-up checks) cost about a second before any 
 while `flask` is only looking commands up, `wsgi` builds the app with its configuration read and
 checked and its commands registered (`create_app(commands_only=True)`), and every command here is an
 `AppCommand`, which finishes the app (`app.finish_app`: extensions, start-up checks, blueprints) just
-before its callback runs, after click has parsed its arguments, so never for `--help`. A command
+before its callback runs, after click has parsed its arguments, so never for `--help`. The factory
+leaves that step in `app.extensions[PENDING]` (so this module needs nothing from the factory). A command
 therefore runs with the same app, and refuses a bad configuration with the same one line, as before;
 gunicorn, `flask run`, `flask shell` and tests build the whole app at once, as before.
 """
@@ -20,6 +21,8 @@ from flask import current_app
 from flask.cli import AppGroup, FlaskGroup, ScriptInfo
 
 from config import ConfigError
+
+PENDING = "followup.pending_setup"  # app.extensions key: what a command-only app still has to build
 
 
 def looking_up_commands() -> bool:
@@ -39,13 +42,17 @@ def configuration_error(exc: ConfigError) -> SystemExit:
 
 def finish_for_command(ctx: click.Context) -> None:
     """Build the rest of the app the command will run with (a no-op when it is already whole)."""
-    from app import finish_app
-
-    app = current_app._get_current_object() if current_app else ctx.ensure_object(ScriptInfo).load_app()  # type: ignore[attr-defined]
+    # `flask` pushes the app's context before it looks a command up; Flask's test runner does not.
+    info = ctx.ensure_object(ScriptInfo)
+    app = current_app._get_current_object() if current_app else info.load_app()  # type: ignore[attr-defined]
+    pending = app.extensions.get(PENDING)
+    if pending is None:
+        return
     try:
-        finish_app(app)
+        pending(app)
     except ConfigError as exc:
         raise configuration_error(exc) from None
+    app.extensions.pop(PENDING, None)
 
 
 class AppCommand(click.Command):

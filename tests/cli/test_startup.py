@@ -158,3 +158,14 @@ def test_a_denied_word_in_a_text_is_refused_at_start_with_one_line(args, tmp_pat
 def test_help_is_shown_even_when_a_text_would_be_refused(tmp_path):
     result = _flask(["tick", "--help"], tmp_path, SMS_DENY_WORDS="questionnaire")
     assert result.returncode == 0 and result.stdout.startswith("Usage: ")
+
+
+def test_flasks_test_runner_finishes_a_command_only_app_for_a_command_not_for_help(tmp_path):
+    config = TestingConfig({"DATABASE_URL": f"sqlite:///{tmp_path / 'a.db'}"}, instance_path=tmp_path / "i")
+    app = create_app(config, commands_only=True)
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["sms", "test", "--help"]).exit_code == 0
+    assert not app.blueprints
+    refused = runner.invoke(args=["sms", "test", "12"])  # refused by the command itself, once it runs
+    assert refused.exit_code == 2 and "not a valid number" in refused.output
+    assert "patient" in app.blueprints
