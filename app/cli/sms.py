@@ -5,19 +5,17 @@ from __future__ import annotations
 import uuid
 
 import click
-import phonenumbers
 from flask import current_app
-from flask.cli import AppGroup
 
-from app.extensions import db
-from app.models import OutboundMessage, utcnow
-from app.sms.providers import mask_number
+from app.cli.lazy import CommandGroup
 
-sms_cli = AppGroup("sms", help="SMS engine: send a test text.")
+sms_cli = CommandGroup("sms", help="SMS engine: send a test text.")
 
 
 def normalise_phone(raw: str, region: str) -> str:
     """E.164 form of a number typed by an operator; raises click.BadParameter with the reason."""
+    import phonenumbers
+
     try:
         number = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException as exc:
@@ -31,6 +29,9 @@ def normalise_phone(raw: str, region: str) -> str:
 @click.argument("phone")
 def test_command(phone: str) -> None:
     """Send a test SMS to PHONE (a coordinator's phone) and print the provider's answer in one line."""
+    from app.extensions import db
+    from app.models import OutboundMessage, utcnow
+    from app.sms.providers import mask_number
     from app.sms.sender import send_now
 
     to = normalise_phone(phone, current_app.config["DEFAULT_PHONE_REGION"])
