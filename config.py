@@ -85,7 +85,7 @@ class Config:
         self.REDCAP_API_TOKEN = env.str("REDCAP_API_TOKEN")
         self.REDCAP_PROJECT_ID = env.str("REDCAP_PROJECT_ID")
         self.REDCAP_TIMEOUT = env.float("REDCAP_TIMEOUT", 30.0, minimum=0.1)
-        self.REDCAP_BATCH_SIZE = env.int("REDCAP_BATCH_SIZE", 100, minimum=1, maximum=10000)
+        self.REDCAP_BATCH_SIZE = env.int("REDCAP_BATCH_SIZE", 250, minimum=1, maximum=10000)
         self.REDCAP_MAX_CALLS_PER_SECOND = env.float("REDCAP_MAX_CALLS_PER_SECOND", 5.0, minimum=0.01)
         self.REDCAP_DET_SECRET = env.str("REDCAP_DET_SECRET")
         self.REDCAP_ENROLLMENT_EVENT = env.str("REDCAP_ENROLLMENT_EVENT", "baseline_arm_1")
