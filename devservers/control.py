@@ -1,4 +1,4 @@
-"""What the local SMS servers (Twilio, Aliyun, Tencent) share around their switches and faults.
+"""What the local servers share around their switches and faults (the REDCap one uses `drop_connection`).
 
 The `/_control` routes, the checks on a control document and a fault name, added latency, the hang-up
 fault and the access-log redaction were copied into each server; one copy here keeps their behaviour the
