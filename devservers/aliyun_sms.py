@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import re
 import sys
 from collections.abc import Iterable
 
@@ -48,24 +47,13 @@ __all__ = [
 log = logging.getLogger("devservers.aliyun_sms")
 
 
-class _RedactRequestLines(logging.Filter):
-    """Access-log lines carry `?PhoneNumbers=…&TemplateParam={"…"}`: cut the whole query up to ` HTTP/`."""
-
-    _query = re.compile(r"\?.*?(?= HTTP/)")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if "?" in message:
-            record.msg, record.args = self._query.sub("?…", message), ()
-        return True
-
-
 def redact_request_lines() -> None:
-    """Install the redaction on werkzeug's access log, once (the Twilio one stops at the first quote)."""
+    """Install the redactions on werkzeug's access log, once (the Twilio one stops at the first quote).
+
+    Access-log lines carry `?PhoneNumbers=…&TemplateParam={"…"}`: cut the whole query up to ` HTTP/`.
+    """
     redact_access_logs()
-    logger = logging.getLogger("werkzeug")
-    if not any(isinstance(f, _RedactRequestLines) for f in logger.filters):
-        logger.addFilter(_RedactRequestLines())
+    redact_access_logs(r"\?.*?(?= HTTP/)")
 
 
 def register_api_routes(app: Flask, state: AliyunState) -> None:

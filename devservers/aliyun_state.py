@@ -6,7 +6,7 @@ import itertools
 import logging
 import secrets
 import threading
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -36,7 +36,7 @@ from devservers.aliyun_protocol import (
     utcnow,
 )
 from devservers.aliyun_pushes import Pusher, ReceiptsAndReplies
-from devservers.control import check_control_keys, check_fault
+from devservers.control import FaultQueue, check_control_keys
 from devservers.twilio_protocol import mask_number
 
 log = logging.getLogger("devservers.aliyun_sms")
@@ -111,7 +111,7 @@ class AliyunState(ReceiptsAndReplies):
         self.callbacks_enabled = True
         self.latency = 0.0
         self._sent: list[SentSms] = []
-        self._faults: deque[str] = deque()
+        self._faults = FaultQueue(FAULT_KINDS)
         self._outcomes: dict[str, Outcome] = {}
         self._counters: Counter[str] = Counter()
 
@@ -124,9 +124,8 @@ class AliyunState(ReceiptsAndReplies):
 
     def fail_next(self, kind: str, times: int = 1) -> None:
         """The next `times` SendSms calls fail with `kind` (see `FAULT_KINDS`; accepted-* store the text)."""
-        check_fault(kind, FAULT_KINDS)
         with self._lock:
-            self._faults.extend([kind] * times)
+            self._faults.add(kind, times)
 
     def set_outcome(
         self,
@@ -211,7 +210,7 @@ class AliyunState(ReceiptsAndReplies):
                 "signature_mismatches": self.gateway.mismatches,
                 **dict(self.pusher.counts),
                 "callbacks_refused": sum(1 for c in self.pusher.log if not c.accepted),
-                "pending_faults": list(self._faults),
+                "pending_faults": self._faults.pending,
                 "pending_pushes": self.pusher.pending,
                 "outcomes": len(self._outcomes),
                 "latency": self.latency,
@@ -236,7 +235,7 @@ class AliyunState(ReceiptsAndReplies):
     def take_fault(self, action: str) -> str | None:
         with self._lock:
             self._counters[f"{action}_calls"] += 1
-            return self._faults.popleft() if action == "SendSms" and self._faults else None
+            return self._faults.take() if action == "SendSms" else None
 
     def _count(self, key: str) -> None:
         with self._lock:

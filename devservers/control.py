@@ -12,6 +12,7 @@ import logging
 import re
 import socket
 import threading
+from collections import deque
 from collections.abc import Collection, Mapping
 from typing import Any, Protocol
 
@@ -52,10 +53,31 @@ def check_control_keys(settings: Mapping[str, Any], known: Collection[str]) -> N
         raise ValueError(f"unknown control keys: {sorted(unknown)}")
 
 
-def check_fault(kind: str, known: Collection[str]) -> None:
-    """Refuse a fault name the server cannot play, so a typo in a test fails instead of doing nothing."""
-    if kind not in known:
-        raise ValueError(f"unknown fault {kind!r}; expected one of {sorted(known)}")
+class FaultQueue:
+    """Faults to play on the next calls, in order; one may be kept for one action. Use under the lock."""
+
+    def __init__(self, known: Collection[str]) -> None:
+        self.known = known
+        self._queue: deque[tuple[str, str | None]] = deque()
+
+    def add(self, kind: str, times: int = 1, action: str | None = None) -> None:
+        """Queue `kind` for the next `times` calls (of `action`, or any); an unknown kind is refused."""
+        if kind not in self.known:  # so a typo in a test fails instead of doing nothing
+            raise ValueError(f"unknown fault {kind!r}; expected one of {sorted(self.known)}")
+        self._queue.extend([(kind, action)] * times)
+
+    def take(self, action: str | None = None) -> str | None:
+        """The first fault queued for this call's `action` (or for any), removed; None if there is none."""
+        for i, (kind, only) in enumerate(self._queue):
+            if only in (None, action):
+                del self._queue[i]
+                return kind
+        return None
+
+    @property
+    def pending(self) -> list[str]:
+        """The kinds still queued, in order (for the counters)."""
+        return [kind for kind, _ in self._queue]
 
 
 def add_latency(wake: threading.Event, seconds: float) -> None:
@@ -79,10 +101,16 @@ def hang_up(wake: threading.Event, seconds: float) -> Response:
     return drop_connection()
 
 
+QUERY_STRING = r"\?[^\s\"]*"  # up to the first blank or quote: enough for Twilio's request lines
+
+
 class _RedactQueryStrings(logging.Filter):
     """Access-log lines carry query strings such as `?To=+86...`; cut them before they reach a log."""
 
-    _query = re.compile(r"\?[^\s\"]*")
+    def __init__(self, pattern: str) -> None:
+        super().__init__()
+        self.pattern = pattern
+        self._query = re.compile(pattern)
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
@@ -91,8 +119,8 @@ class _RedactQueryStrings(logging.Filter):
         return True
 
 
-def redact_access_logs() -> None:
-    """Install the query-string redaction on werkzeug's access log, once."""
+def redact_access_logs(pattern: str = QUERY_STRING) -> None:
+    """Install the redaction of `pattern` (a query string) on werkzeug's access log, once per pattern."""
     logger = logging.getLogger("werkzeug")
-    if not any(isinstance(f, _RedactQueryStrings) for f in logger.filters):
-        logger.addFilter(_RedactQueryStrings())
+    if not any(isinstance(f, _RedactQueryStrings) and f.pattern == pattern for f in logger.filters):
+        logger.addFilter(_RedactQueryStrings(pattern))

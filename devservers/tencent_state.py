@@ -6,11 +6,11 @@ import logging
 import secrets
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from devservers.control import check_control_keys, check_fault
+from devservers.control import FaultQueue, check_control_keys
 from devservers.tencent_callbacks import ReportsAndCallbacks
 from devservers.tencent_protocol import (
     BANNED_WORDS,
@@ -146,24 +146,19 @@ class TencentState(ReportsAndCallbacks):
         self._sent: list[Sent] = []
         self._replies: list[dict[str, Any]] = []
         self._callbacks: list[CallbackAttempt] = []
-        self._faults: deque[tuple[str, str | None]] = deque()
+        self._faults = FaultQueue(FAULT_KINDS)
         self._outcomes: dict[str, Outcome] = {}
         self._counters: Counter[str] = Counter()
         self._jobs.clear()  # a push already running finishes
 
     def fail_next(self, kind: str, times: int = 1, action: str | None = None) -> None:
         """Next `times` calls (of `action`, or any): RequestLimitExceeded, InternalError, hang, http502."""
-        check_fault(kind, FAULT_KINDS)
         with self._lock:
-            self._faults.extend([(kind, action)] * times)
+            self._faults.add(kind, times, action)
 
     def take_fault(self, action: str) -> str | None:
         with self._lock:
-            for i, (kind, only) in enumerate(self._faults):
-                if only in (None, action):
-                    del self._faults[i]
-                    return kind
-            return None
+            return self._faults.take(action)
 
     def set_outcome(self, number: str, **fields: Any) -> None:
         """Texts for `number`: send_code=… refuses them at send; report_status="FAIL" fails them later."""
@@ -236,7 +231,7 @@ class TencentState(ReportsAndCallbacks):
                 "callbacks": len(self._callbacks),
                 "callbacks_failed": sum(1 for c in self._callbacks if not c.accepted),
                 "replies": len(self._replies),
-                "pending_faults": [kind for kind, _ in self._faults],
+                "pending_faults": self._faults.pending,
                 "latency_ms": self.latency_ms,
                 "callbacks_enabled": self.callbacks_enabled,
                 "report_delay": self.report_delay,

@@ -7,13 +7,13 @@ import logging
 import secrets
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from devservers.control import check_control_keys, check_fault
+from devservers.control import FaultQueue, check_control_keys
 from devservers.twilio_callbacks import LifecycleAndWebhooks
 from devservers.twilio_protocol import (
     _ALPHA_SENDER,
@@ -98,7 +98,7 @@ class TwilioState(LifecycleAndWebhooks):
         self._messages: dict[str, Message] = {}
         self._inbound: list[Message] = []
         self._webhooks: list[CallbackAttempt] = []
-        self._faults: deque[str] = deque()
+        self._faults = FaultQueue(FAULT_KINDS)
         self._outcomes: dict[str, Outcome] = {}
         self._create_times: list[float] = []
         self._counters: Counter[str] = Counter()
@@ -106,9 +106,8 @@ class TwilioState(LifecycleAndWebhooks):
 
     def fail_next(self, kind: str, times: int = 1) -> None:
         """Make the next `times` creates fail: "429", "500", "503", or "timeout" (hang, then hang up)."""
-        check_fault(kind, FAULT_KINDS)
         with self._lock:
-            self._faults.extend([kind] * times)
+            self._faults.add(kind, times)
 
     def set_outcome(
         self,
@@ -210,7 +209,7 @@ class TwilioState(LifecycleAndWebhooks):
                 **dict(self._counters),
                 "webhooks_failed": sum(1 for w in self._webhooks if w.error or (w.status_code or 0) >= 400),
                 "max_creates_per_second": self.max_creates_per_second(),
-                "pending_faults": list(self._faults),
+                "pending_faults": self._faults.pending,
                 "outcomes": len(self._outcomes),
                 "latency_ms": self.latency_ms,
                 "callbacks_enabled": self.callbacks_enabled,
@@ -241,7 +240,7 @@ class TwilioState(LifecycleAndWebhooks):
     def take_fault(self) -> str | None:
         with self._lock:
             self._create_times.append(time.monotonic())
-            return self._faults.popleft() if self._faults else None
+            return self._faults.take()
 
     def create_message(self, account_sid: str, form: Mapping[str, str], media: list[str]) -> dict[str, Any]:
         """Validate a create as Twilio does, store the message, start its lifecycle; return its JSON."""
