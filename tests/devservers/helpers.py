@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import requests
 
 from devservers.runner import ServerHandle
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -37,3 +42,14 @@ def wait_until_serving(port: int, attempts: int = 200) -> None:
             return
         except requests.ConnectionError:
             time.sleep(0.05)
+
+
+def start_cli(module: str, port: int, *args: str) -> subprocess.Popen[str]:
+    """`python -m <module> --port <port> <args>` from the project root, its output captured as text."""
+    return subprocess.Popen(
+        [sys.executable, "-m", module, "--port", str(port), *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )

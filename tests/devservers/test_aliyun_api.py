@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import requests
@@ -23,7 +20,7 @@ from flask import Flask, request
 
 from devservers.aliyun_sms import AliyunState, create_aliyun_app
 from devservers.runner import ServerHandle, serve_in_thread
-from tests.devservers.helpers import free_port, stop_quickly, wait_until_serving
+from tests.devservers.helpers import free_port, start_cli, stop_quickly, wait_until_serving
 
 KEY_ID = "LTAI5tTestKey000000000001"  # fictitious
 KEY_SECRET = "TestSecret0123456789abcdefABCD"  # fictitious
@@ -529,27 +526,17 @@ def test_control_endpoint(server: ServerHandle, client: Client, state: AliyunSta
 
 def test_cli_serves_on_loopback_and_logs_masked():
     port = free_port()
-    root = Path(__file__).resolve().parents[2]
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "devservers.aliyun_sms",
-            "--port",
-            str(port),
-            "--access-key-id",
-            KEY_ID,
-            "--access-key-secret",
-            KEY_SECRET,
-            "--sign-name",
-            SIGN,
-            "--template",
-            f"{INVITE}={INVITE_TEXT}",
-        ],
-        cwd=root,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    proc = start_cli(
+        "devservers.aliyun_sms",
+        port,
+        "--access-key-id",
+        KEY_ID,
+        "--access-key-secret",
+        KEY_SECRET,
+        "--sign-name",
+        SIGN,
+        "--template",
+        f"{INVITE}={INVITE_TEXT}",
     )
     try:
         wait_until_serving(port)

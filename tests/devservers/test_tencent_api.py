@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
 from collections import deque
@@ -26,7 +24,7 @@ from tencentcloud.sms.v20210111.sms_client import SmsClient
 
 from devservers.runner import ServerHandle, serve_in_thread
 from devservers.tencent_sms import Template, TencentState, create_tencent_app, mask_number, tc3_signature
-from tests.devservers.helpers import free_port, stop_quickly, wait_until_serving
+from tests.devservers.helpers import free_port, start_cli, stop_quickly, wait_until_serving
 
 SECRET_ID = "AKIDtest0000000000000000000000000000"  # fictitious
 SECRET_KEY = "testSecretKey000000000000000000000"  # fictitious
@@ -600,31 +598,21 @@ def test_logs_mask_numbers_and_omit_bodies(client: SmsClient, caplog: pytest.Log
 
 def test_cli_serves_on_loopback(tmp_path: Path):
     port = free_port()
-    root = Path(__file__).resolve().parents[2]
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "devservers.tencent_sms",
-            "--port",
-            str(port),
-            "--secret-id",
-            SECRET_ID,
-            "--secret-key",
-            SECRET_KEY,
-            "--app-id",
-            APP_ID,
-            "--sign",
-            SIGN,
-            "--template",
-            f"{ALERT}=随访提示：记录{{1}}需要关注。",
-            "--report-delay",
-            "0",
-        ],
-        cwd=root,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    proc = start_cli(
+        "devservers.tencent_sms",
+        port,
+        "--secret-id",
+        SECRET_ID,
+        "--secret-key",
+        SECRET_KEY,
+        "--app-id",
+        APP_ID,
+        "--sign",
+        SIGN,
+        "--template",
+        f"{ALERT}=随访提示：记录{{1}}需要关注。",
+        "--report-delay",
+        "0",
     )
     try:
         wait_until_serving(port)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,7 +26,7 @@ from devservers.twilio_api import (
     mask_number,
     twilio_signature,
 )
-from tests.devservers.helpers import free_port, stop_quickly, wait_until_serving
+from tests.devservers.helpers import free_port, start_cli, stop_quickly, wait_until_serving
 
 ACCOUNT_SID = "AC0123456789abcdef0123456789abcdef"
 AUTH_TOKEN = "fedcba9876543210fedcba9876543210"
@@ -505,25 +503,15 @@ def test_logs_mask_numbers_and_omit_bodies(client: Client, caplog: pytest.LogCap
 
 def test_cli_serves_on_loopback_and_logs_masked(tmp_path: Path):
     port = free_port()
-    root = Path(__file__).resolve().parents[2]
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "devservers.twilio_api",
-            "--port",
-            str(port),
-            "--account-sid",
-            ACCOUNT_SID,
-            "--auth-token",
-            AUTH_TOKEN,
-            "--callback-delay",
-            "0",
-        ],
-        cwd=root,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    proc = start_cli(
+        "devservers.twilio_api",
+        port,
+        "--account-sid",
+        ACCOUNT_SID,
+        "--auth-token",
+        AUTH_TOKEN,
+        "--callback-delay",
+        "0",
     )
     try:
         wait_until_serving(port)
