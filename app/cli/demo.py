@@ -19,7 +19,7 @@ from app.cli.tick import _parse_now
 from app.console.accounts import create_user
 from app.console.useradmin import change_role
 from app.extensions import db
-from app.models import Participant, User, Visit, utcnow
+from app.models import Participant, StudyStatus, User, Visit, utcnow
 from app.models.visit import FINAL_STATUSES
 from app.participants.links import issue_link, link_url
 from app.sms.planner import in_send_window
@@ -74,7 +74,7 @@ def demo_links(now: datetime) -> list[DemoLink]:
         select(Visit)
         .join(Participant, Visit.participant_id == Participant.id)
         .where(
-            Participant.status == "active",
+            Participant.status == StudyStatus.ACTIVE,
             Visit.status.not_in(FINAL_STATUSES),
             Visit.opens_at <= now,
             Visit.closes_at > now,
