@@ -294,7 +294,7 @@ def end_participation(participant: Participant, status: str, now: datetime, acto
     undo it.
     """
     if status not in PUSHED_STUDY_STATUSES:  # the ends the console records (and REDCap can hold)
-        raise ActionRefused(_("Unknown status %(status)s.", status=repr(status)))
+        raise ActionRefused(_("Unknown status %(status)s.", status=repr(str(status))))
     if participant.status == StudyStatus.DECEASED:
         raise ActionRefused(
             _("Participant %(id)s is already recorded as deceased.", id=participant.record_id)

@@ -66,7 +66,7 @@ def end_participation(
     caller. Adds to the session; the caller commits. Returns how many visits were cancelled.
     """
     if status not in ENDED_STATUSES:
-        raise ValueError(f"not an ended study status: {status!r} (one of {', '.join(ENDED_STATUSES)})")
+        raise ValueError(f"not an ended study status: {str(status)!r} (one of {', '.join(ENDED_STATUSES)})")
     ended = StudyStatus(status)
     previous = participant.status
     if previous != ended or participant.status_changed_at is None:

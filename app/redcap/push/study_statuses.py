@@ -24,7 +24,7 @@ def queue_enrollment_status(
     """Queue the ended study status for REDCap's enrollment form, in the caller's transaction."""
     if status not in PUSHED_STUDY_STATUSES:
         raise ValueError(
-            f"unknown study status for REDCap: {status!r} (one of {', '.join(PUSHED_STUDY_STATUSES)})"
+            f"unknown study status for REDCap: {str(status)!r} (one of {', '.join(PUSHED_STUDY_STATUSES)})"
         )
     status = StudyStatus(status)
     if participant.id is None:
@@ -67,7 +67,7 @@ class EnrollmentStatusQueue(PushQueue):
             code = status_code(self.ctx.config, status)
             if not self.status_field or code is None:
                 self.mark_invalid(
-                    push_id, [f"no REDCap study status field or code configured for {status!r}"]
+                    push_id, [f"no REDCap study status field or code configured for {str(status)!r}"]
                 )
                 continue
             row = self.ctx.base_row(record_id, event)

@@ -23,7 +23,7 @@ def queue_status_push(visit: Visit, status: PushedVisitStatus | str, now: dateti
     """
     if status not in PUSHED_VISIT_STATUSES:
         raise ValueError(
-            f"unknown visit status for REDCap: {status!r} (one of {', '.join(PUSHED_VISIT_STATUSES)})"
+            f"unknown visit status for REDCap: {str(status)!r} (one of {', '.join(PUSHED_VISIT_STATUSES)})"
         )
     status = PushedVisitStatus(status)
     if visit.id is None:
@@ -116,7 +116,7 @@ class StatusQueue(PushQueue):
             status_field = (self.ctx.config.get("REDCAP_CONTACT_FIELDS") or {}).get("visit_status")
             if not status_field or status_field not in values:
                 self.mark_invalid(
-                    push_id, [f"no REDCap contact field or code configured for status {status!r}"]
+                    push_id, [f"no REDCap contact field or code configured for status {str(status)!r}"]
                 )
                 continue
             row = self.ctx.base_row(record_id, event)
