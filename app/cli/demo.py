@@ -73,7 +73,7 @@ def demo_links(now: datetime) -> list[DemoLink]:
     from sqlalchemy import select
 
     from app.extensions import db
-    from app.models import Participant, Visit
+    from app.models import Participant, StudyStatus, Visit
     from app.models.visit import FINAL_STATUSES
     from app.participants.links import issue_link, link_url
     from app.sms.planner import in_send_window
@@ -82,7 +82,7 @@ def demo_links(now: datetime) -> list[DemoLink]:
         select(Visit)
         .join(Participant, Visit.participant_id == Participant.id)
         .where(
-            Participant.status == "active",
+            Participant.status == StudyStatus.ACTIVE,
             Visit.status.not_in(FINAL_STATUSES),
             Visit.opens_at <= now,
             Visit.closes_at > now,

@@ -30,7 +30,7 @@ def normalise_phone(raw: str, region: str) -> str:
 def test_command(phone: str) -> None:
     """Send a test SMS to PHONE (a coordinator's phone) and print the provider's answer in one line."""
     from app.extensions import db
-    from app.models import OutboundMessage, utcnow
+    from app.models import OutboundMessage, OutboundStatus, utcnow
     from app.sms.providers import mask_number
     from app.sms.sender import send_now
 
@@ -42,7 +42,7 @@ def test_command(phone: str) -> None:
         to_e164=to,
         language="en",
         template="test",
-        status="pending",
+        status=OutboundStatus.PENDING,
         due_at=now,
         created_by="cli:sms-test",
         created_at=now,
@@ -51,7 +51,7 @@ def test_command(phone: str) -> None:
     db.session.commit()
     result = send_now(message.id, now)
     backend = current_app.config["SMS_BACKEND"]
-    if result.status in ("queued", "sent", "delivered"):
+    if result.status in (OutboundStatus.QUEUED, OutboundStatus.SENT, OutboundStatus.DELIVERED):
         sid = result.provider_sid
         click.echo(f"sent test SMS to {mask_number(to)} via {backend}: {sid} ({result.status})")
         return

@@ -2,7 +2,6 @@
 
 from app.console import (
     conflicts,  # noqa: F401  (attaches its routes to bp)
-    enrollment_work,  # noqa: F401  (work-list source: study statuses REDCap refused)
     reconcile,  # noqa: F401  (attaches its routes to bp)
     routes,  # noqa: F401  (attaches its routes to bp)
     user_routes,  # noqa: F401  (attaches its routes to bp)

@@ -17,8 +17,19 @@ from sqlalchemy import func, select
 from app import audit
 from app.console.labels import status_label
 from app.extensions import db
-from app.models import AuditEntry, InboundMessage, Participant, RedcapStatusPush, Submission, Visit
-from app.models.push_row import PushRow
+from app.models import (
+    AuditEntry,
+    InboundMessage,
+    Participant,
+    PushedVisitStatus,
+    RedcapStatusPush,
+    StudyStatus,
+    Submission,
+    SyncStatus,
+    Visit,
+    VisitStatus,
+)
+from app.models.redcap_sync import PUSHED_STUDY_STATUSES
 from app.participants import lifecycle, links
 from app.participants.pending_texts import cancel_pending_texts
 from app.participants.visits import complete_visit, reopen_visit
@@ -62,7 +73,7 @@ def _audit(now: datetime, actor: str, action: str, **kwargs: Any) -> AuditEntry:
 
 def _check_textable(visit: Visit, now: datetime) -> None:
     participant = visit.participant
-    if visit.status != "open" or not visit.is_open_at(now):
+    if visit.status != VisitStatus.OPEN or not visit.is_open_at(now):
         raise ActionRefused(
             _(
                 "The %(visit)s visit is %(status)s, not open: no link can be sent.",
@@ -172,7 +183,7 @@ def resend_link(
 
 def mark_done_in_clinic(visit: Visit, now: datetime, actor: str, reason: str) -> bool:
     """The visit was done in clinic: complete it, stop its texts and links, push the status to REDCap."""
-    if visit.status == "completed":
+    if visit.status == VisitStatus.COMPLETED:
         when = f"{visit.completed_at:%Y-%m-%d}" if visit.completed_at else "?"
         raise ActionRefused(
             _(
@@ -182,20 +193,20 @@ def mark_done_in_clinic(visit: Visit, now: datetime, actor: str, reason: str) ->
                 when=when,
             )
         )
-    if visit.status == "cancelled":
+    if visit.status == VisitStatus.CANCELLED:
         raise ActionRefused(
             _("The %(visit)s visit is cancelled; it cannot be marked done.", visit=visit.visit_key)
         )
     complete_visit(visit, "clinic", now, actor, reason=reason)
     links.revoke_links(visit, now)
     cancel_pending_texts(visit=visit, reason="visit completed in clinic", actor=actor)
-    queue_status_push(visit, "completed", now)
+    queue_status_push(visit, PushedVisitStatus.COMPLETED, now)
     return True
 
 
 def reopen_missed_visit(visit: Visit, days: int, now: datetime, actor: str, reason: str) -> None:
     """Give a missed visit a new window of `days` days; the participant must still be active."""
-    if visit.status != "missed":
+    if visit.status != VisitStatus.MISSED:
         raise ActionRefused(
             _(
                 "Only a missed visit can be reopened; the %(visit)s visit is %(status)s.",
@@ -203,7 +214,7 @@ def reopen_missed_visit(visit: Visit, days: int, now: datetime, actor: str, reas
                 status=status_label(visit.status),
             )
         )
-    if visit.participant.status != "active":
+    if visit.participant.status != StudyStatus.ACTIVE:
         raise ActionRefused(
             _(
                 "Participant %(id)s is %(status)s.",
@@ -240,7 +251,7 @@ def acknowledge_red_flag(submission: Submission, note: str, now: datetime, actor
 
 def retry_push(submission: Submission, now: datetime, actor: str, reason: str) -> None:
     """Queue a push that REDCap refused once more (after the data or the project was fixed)."""
-    if submission.sync_status != "failed":
+    if submission.sync_status != SyncStatus.FAILED:
         raise ActionRefused(
             _(
                 "Only a failed push can be retried; this one is %(status)s.",
@@ -252,7 +263,7 @@ def retry_push(submission: Submission, now: datetime, actor: str, reason: str) -
 
 def retry_status_push(row: RedcapStatusPush, now: datetime, actor: str, reason: str) -> None:
     """Queue a visit status that REDCap refused once more (after the project was fixed)."""
-    if row.sync_status != "failed":
+    if row.sync_status != SyncStatus.FAILED:
         raise ActionRefused(
             _(
                 "Only a failed status push can be retried; this one is %(status)s.",
@@ -260,7 +271,7 @@ def retry_status_push(row: RedcapStatusPush, now: datetime, actor: str, reason: 
             )
         )
     previous_error = (row.last_error or "")[:300]
-    PushRow.requeue(row, now)  # a retry, not a new queueing: queued_at is kept
+    row.requeue(now)  # a retry, not a new queueing (`queue_anew`): queued_at is kept
     _audit(
         now,
         actor,
@@ -282,9 +293,9 @@ def end_participation(participant: Participant, status: str, now: datetime, acto
     the console it also queues the study status for REDCap's enrollment form, so a roster sync cannot
     undo it.
     """
-    if status not in ("withdrawn", "deceased"):
-        raise ActionRefused(_("Unknown status %(status)s.", status=repr(status)))
-    if participant.status == "deceased":
+    if status not in PUSHED_STUDY_STATUSES:  # the ends the console records (and REDCap can hold)
+        raise ActionRefused(_("Unknown status %(status)s.", status=repr(str(status))))
+    if participant.status == StudyStatus.DECEASED:
         raise ActionRefused(
             _("Participant %(id)s is already recorded as deceased.", id=participant.record_id)
         )

@@ -20,7 +20,7 @@ from app.console.blueprint import bp
 from app.console.forms import ReasonForm
 from app.console.permissions import require_role
 from app.extensions import db
-from app.models import Submission, utcnow
+from app.models import Submission, SyncStatus, utcnow
 from app.redcap.client import RedcapClientError
 from app.redcap.conflicts import (
     ConflictChanged,
@@ -66,7 +66,7 @@ def conflicts() -> Any:
 def conflict(submission_id: int) -> Any:
     """Our answers and REDCap's values side by side, with import-anyway and discard for coordinators."""
     submission = _conflict_or_404(submission_id)
-    if submission.sync_status != "conflict":
+    if submission.sync_status != SyncStatus.CONFLICT:
         flash(
             _(
                 "This submission is not waiting for a decision (it is %(status)s).",

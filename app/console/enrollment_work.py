@@ -1,4 +1,7 @@
-"""Work-list source: console withdrawals and deaths REDCap refused to store, so they do not go unseen."""
+"""Work-list source: console withdrawals and deaths REDCap refused to store, so they do not go unseen.
+
+Listed by name in `app.console.worklist.SOURCES` (rank 41, beside the visit statuses REDCap refused).
+"""
 
 from __future__ import annotations
 
@@ -7,18 +10,20 @@ from datetime import datetime
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from app.console.worklist import WorkItem, register_source
+from app.console.work_items import WorkItem
 from app.extensions import db
-from app.models import Participant, RedcapEnrollmentStatusPush
+from app.models import Participant, RedcapEnrollmentStatusPush, SyncStatus
 
 
-@register_source(41, "enrollment_push_failed")
 def enrollment_push_failed(now: datetime, limit: int) -> list[WorkItem]:
     """Console withdrawals and deaths REDCap has not stored, while REDCap has not shown them either."""
     rows = db.session.execute(
         select(RedcapEnrollmentStatusPush, Participant)
         .join(Participant, RedcapEnrollmentStatusPush.participant_id == Participant.id)
-        .where(RedcapEnrollmentStatusPush.sync_status == "failed", Participant.status_source == "console")
+        .where(
+            RedcapEnrollmentStatusPush.sync_status == SyncStatus.FAILED,
+            Participant.status_source == "console",
+        )
         .order_by(RedcapEnrollmentStatusPush.queued_at)
         .limit(limit)
     ).all()

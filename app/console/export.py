@@ -18,8 +18,8 @@ from sqlalchemy.sql.elements import Label
 
 from app.extensions import db
 from app.models import CallAttempt, OutboundMessage, Participant, Visit
+from app.models.messaging import SENT_STATUSES
 
-SENT_STATES = ("queued", "sent", "delivered", "undelivered", "failed")
 COLUMNS = [
     "record_id",
     "visit",
@@ -50,7 +50,7 @@ class VisitFilters:
 def _texts_sent() -> Label[int]:
     return (
         select(func.count(OutboundMessage.id))
-        .where(OutboundMessage.visit_id == Visit.id, OutboundMessage.status.in_(SENT_STATES))
+        .where(OutboundMessage.visit_id == Visit.id, OutboundMessage.status.in_(SENT_STATUSES))
         .scalar_subquery()
         .label("texts_sent")
     )

@@ -16,7 +16,7 @@ from markupsafe import Markup, escape
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.models import Visit
+from app.models import Visit, VisitStatus
 from app.models.visit import VISIT_STATUSES
 
 
@@ -63,7 +63,9 @@ def weekly_completions(now: datetime, zone: ZoneInfo, weeks: int = 12) -> list[t
     since = datetime.combine(first, datetime.min.time(), tzinfo=zone) - timedelta(days=1)
     times = db.session.scalars(
         select(Visit.completed_at).where(
-            Visit.status == "completed", Visit.completed_at.is_not(None), Visit.completed_at >= since
+            Visit.status == VisitStatus.COMPLETED,
+            Visit.completed_at.is_not(None),
+            Visit.completed_at >= since,
         )
     ).all()
     # completed_at IS NOT NULL in the query: every t is a datetime.

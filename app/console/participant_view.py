@@ -26,9 +26,9 @@ from app.models import (
     User,
     Visit,
 )
+from app.models.messaging import SENT_STATUSES
 
 AUDIT_LIMIT = 300
-SENT_STATES = ("queued", "sent", "delivered", "undelivered", "failed")
 
 
 @dataclass
@@ -43,7 +43,7 @@ class VisitCard:
 
     @property
     def texts_sent(self) -> int:
-        return sum(1 for m in self.messages if m.status in SENT_STATES)
+        return sum(1 for m in self.messages if m.status in SENT_STATUSES)
 
 
 @dataclass

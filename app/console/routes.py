@@ -40,7 +40,7 @@ from app.console.participant_view import build_page, mask_phone
 from app.console.permissions import require_role
 from app.console.worklist import build_worklist
 from app.extensions import db
-from app.models import Participant, RedcapStatusPush, Submission, Visit, utcnow
+from app.models import Participant, RedcapStatusPush, StudyStatus, Submission, Visit, utcnow
 from app.schedule.study_plan import send_window, study_zone, visit_plan
 
 PAGE_SIZE = 100
@@ -337,7 +337,7 @@ def _participant_action(
 def withdraw(participant_id: int) -> ResponseReturnValue:
     return _participant_action(
         participant_id,
-        lambda p, reason: actions.end_participation(p, "withdrawn", utcnow(), _actor(), reason),
+        lambda p, reason: actions.end_participation(p, StudyStatus.WITHDRAWN, utcnow(), _actor(), reason),
         _(
             "Participant withdrawn; visits and texts cancelled. The withdrawal is queued for REDCap's "
             "enrollment form (REDCap stays the system of record)."
@@ -350,7 +350,7 @@ def withdraw(participant_id: int) -> ResponseReturnValue:
 def death(participant_id: int) -> ResponseReturnValue:
     return _participant_action(
         participant_id,
-        lambda p, reason: actions.end_participation(p, "deceased", utcnow(), _actor(), reason),
+        lambda p, reason: actions.end_participation(p, StudyStatus.DECEASED, utcnow(), _actor(), reason),
         _(
             "Death recorded; visits and texts cancelled. The death is queued for REDCap's enrollment "
             "form (REDCap stays the system of record)."

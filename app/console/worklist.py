@@ -1,75 +1,44 @@
 """The work list: what needs a coordinator now, most urgent first, each row with its reason and action.
 
-Each kind of work is a *source*: a function of `now` returning rows, registered with a rank
-(lower = more urgent). Other areas add theirs with `@register_source(rank, "name")`, e.g. the
-REDCap conflicts of the reconciliation work; the page renders a row's `action` by name.
+Each kind of work is a *source*: a function of `now` returning rows, each row with its rank (lower = more
+urgent). `SOURCES` at the end names every source, in rank order, this module's own and those of other
+areas (the study statuses REDCap refused, `app.console.enrollment_work`); a new kind is added there, by
+name. The page renders a row's `action` by name.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from flask_babel import gettext as _
 from sqlalchemy import and_, exists, func, select
 from sqlalchemy.sql.selectable import Exists
 
+from app.console.enrollment_work import enrollment_push_failed
+from app.console.work_items import Source, WorkItem, WorkList
 from app.extensions import db
-from app.models import OutboundMessage, Participant, RedcapStatusPush, Submission, Visit
+from app.models import (
+    OutboundMessage,
+    Participant,
+    RedcapStatusPush,
+    StudyStatus,
+    Submission,
+    SyncStatus,
+    Visit,
+    VisitStatus,
+)
+from app.models.messaging import NOT_DELIVERED_STATUSES, SENT_STATUSES
+from app.models.visit import LIVE_STATUSES
 
 SOURCE_LIMIT = 200
 CLOSING_SOON = timedelta(hours=48)
-OPEN_STATES = ("scheduled", "open")
-
-
-@dataclass
-class WorkItem:
-    """One row of the work list. `action` names the control the page shows (see worklist.html)."""
-
-    rank: int
-    kind: str
-    participant_id: int
-    record_id: str
-    why: str
-    sort_key: datetime
-    action: str
-    visit_id: int | None = None
-    visit_key: str | None = None
-    submission_id: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class WorkList:
-    items: list[WorkItem]
-    truncated: list[str]  # kinds that had more rows than SOURCE_LIMIT
-    # Service-wide problems shown above the rows (e.g. SMS sending stopped by a provider error).
-    alerts: list[str] = field(default_factory=list)
-
-
-Source = Callable[[datetime, int], list[WorkItem]]
-_SOURCES: list[tuple[int, str, Source]] = []
-
-
-def register_source(rank: int, kind: str) -> Callable[[Source], Source]:
-    """Add a kind of work to the list; `rank` orders kinds, lower first."""
-
-    def add(fn: Source) -> Source:
-        _SOURCES[:] = [s for s in _SOURCES if s[1] != kind]
-        _SOURCES.append((rank, kind, fn))
-        _SOURCES.sort(key=lambda s: s[0])
-        return fn
-
-    return add
 
 
 def build_worklist(now: datetime, limit: int = SOURCE_LIMIT) -> WorkList:
     """Every source's rows, by rank and then by each source's own urgency (oldest or soonest first)."""
     items: list[WorkItem] = []
     truncated: list[str] = []
-    for _rank, kind, source in _SOURCES:
+    for kind, source in SOURCES:
         rows = source(now, limit + 1)
         if len(rows) > limit:
             truncated.append(kind)
@@ -88,10 +57,9 @@ def service_alerts() -> list[str]:
 
 
 def _has_live_visit() -> Exists:
-    return exists().where(Visit.participant_id == Participant.id, Visit.status.in_(OPEN_STATES))
+    return exists().where(Visit.participant_id == Participant.id, Visit.status.in_(LIVE_STATUSES))
 
 
-@register_source(10, "red_flag")
 def red_flags(now: datetime, limit: int) -> list[WorkItem]:
     """Answers that raised a red flag nobody has acknowledged yet (oldest first)."""
     rows = db.session.execute(
@@ -119,13 +87,12 @@ def red_flags(now: datetime, limit: int) -> list[WorkItem]:
     ]
 
 
-@register_source(20, "closing")
 def closing_soon(now: datetime, limit: int) -> list[WorkItem]:
     """Open visits whose window closes within 48 hours without an answer (soonest first)."""
     rows = db.session.execute(
         select(Visit, Participant)
         .join(Participant, Visit.participant_id == Participant.id)
-        .where(Visit.status == "open", Visit.closes_at > now, Visit.closes_at <= now + CLOSING_SOON)
+        .where(Visit.status == VisitStatus.OPEN, Visit.closes_at > now, Visit.closes_at <= now + CLOSING_SOON)
         .where(~exists().where(Submission.visit_id == Visit.id))
         .order_by(Visit.closes_at)
         .limit(limit)
@@ -150,12 +117,11 @@ def closing_soon(now: datetime, limit: int) -> list[WorkItem]:
     return items
 
 
-@register_source(30, "undelivered")
 def undelivered(now: datetime, limit: int) -> list[WorkItem]:
     """Participants whose latest text bounced, or whose number the provider reported unusable."""
     latest = (
         select(OutboundMessage.participant_id, func.max(OutboundMessage.id).label("last_id"))
-        .where(OutboundMessage.status.not_in(("pending", "sending", "cancelled", "skipped")))
+        .where(OutboundMessage.status.in_(SENT_STATUSES))
         .group_by(OutboundMessage.participant_id)
         .subquery()
     )
@@ -163,8 +129,12 @@ def undelivered(now: datetime, limit: int) -> list[WorkItem]:
         select(OutboundMessage, Participant)
         .join(latest, and_(latest.c.last_id == OutboundMessage.id))
         .join(Participant, OutboundMessage.participant_id == Participant.id)
-        .where(OutboundMessage.status.in_(("undelivered", "failed")))
-        .where(Participant.status == "active", Participant.phone_status != "unusable", _has_live_visit())
+        .where(OutboundMessage.status.in_(NOT_DELIVERED_STATUSES))
+        .where(
+            Participant.status == StudyStatus.ACTIVE,
+            Participant.phone_status != "unusable",
+            _has_live_visit(),
+        )
         .order_by(OutboundMessage.updated_at)
         .limit(limit)
     ).all()
@@ -187,7 +157,11 @@ def undelivered(now: datetime, limit: int) -> list[WorkItem]:
     ]
     unusable = db.session.scalars(
         select(Participant)
-        .where(Participant.status == "active", Participant.phone_status == "unusable", _has_live_visit())
+        .where(
+            Participant.status == StudyStatus.ACTIVE,
+            Participant.phone_status == "unusable",
+            _has_live_visit(),
+        )
         .order_by(Participant.updated_at)
         .limit(limit)
     ).all()
@@ -206,14 +180,13 @@ def undelivered(now: datetime, limit: int) -> list[WorkItem]:
     return items
 
 
-@register_source(40, "push_failed")
 def push_failed(now: datetime, limit: int) -> list[WorkItem]:
     """Answers REDCap refused: they wait for a fix and a retry (oldest first)."""
     rows = db.session.execute(
         select(Submission, Visit, Participant)
         .join(Visit, Submission.visit_id == Visit.id)
         .join(Participant, Visit.participant_id == Participant.id)
-        .where(Submission.sync_status == "failed")
+        .where(Submission.sync_status == SyncStatus.FAILED)
         .order_by(Submission.submitted_at)
         .limit(limit)
     ).all()
@@ -234,14 +207,13 @@ def push_failed(now: datetime, limit: int) -> list[WorkItem]:
     ]
 
 
-@register_source(41, "status_push_failed")
 def status_push_failed(now: datetime, limit: int) -> list[WorkItem]:
     """Visit statuses (completed in clinic, missed, withdrawn…) REDCap refused to store."""
     rows = db.session.execute(
         select(RedcapStatusPush, Visit, Participant)
         .join(Visit, RedcapStatusPush.visit_id == Visit.id)
         .join(Participant, Visit.participant_id == Participant.id)
-        .where(RedcapStatusPush.sync_status == "failed")
+        .where(RedcapStatusPush.sync_status == SyncStatus.FAILED)
         .order_by(RedcapStatusPush.queued_at)
         .limit(limit)
     ).all()
@@ -266,14 +238,13 @@ def status_push_failed(now: datetime, limit: int) -> list[WorkItem]:
     ]
 
 
-@register_source(42, "conflict")
 def redcap_conflicts(now: datetime, limit: int) -> list[WorkItem]:
     """Answers held back because REDCap already had staff's data for the visit (decided on its page)."""
     rows = db.session.execute(
         select(Submission, Visit, Participant)
         .join(Visit, Submission.visit_id == Visit.id)
         .join(Participant, Visit.participant_id == Participant.id)
-        .where(Submission.sync_status == "conflict")
+        .where(Submission.sync_status == SyncStatus.CONFLICT)
         .order_by(Submission.submitted_at)
         .limit(limit)
     ).all()
@@ -294,12 +265,11 @@ def redcap_conflicts(now: datetime, limit: int) -> list[WorkItem]:
     ]
 
 
-@register_source(50, "no_phone")
 def no_usable_phone(now: datetime, limit: int) -> list[WorkItem]:
     """Active participants with visits ahead who cannot be texted: no number, invalid, or no consent."""
     rows = db.session.scalars(
         select(Participant)
-        .where(Participant.status == "active", _has_live_visit())
+        .where(Participant.status == StudyStatus.ACTIVE, _has_live_visit())
         .where(
             (Participant.phone_status.in_(("missing", "invalid")))
             | Participant.phone_e164.is_(None)
@@ -328,3 +298,17 @@ def no_usable_phone(now: datetime, limit: int) -> list[WorkItem]:
             )
         )
     return items
+
+
+# Every kind of work, in rank order (the rank each row carries; ties keep this order). Wired here by name:
+# a kind missing from this tuple is not on the page, whatever modules happen to be imported.
+SOURCES: tuple[tuple[str, Source], ...] = (
+    ("red_flag", red_flags),  # 10
+    ("closing", closing_soon),  # 20
+    ("undelivered", undelivered),  # 30, and 31 for unusable numbers
+    ("push_failed", push_failed),  # 40
+    ("status_push_failed", status_push_failed),  # 41
+    ("enrollment_push_failed", enrollment_push_failed),  # 41
+    ("conflict", redcap_conflicts),  # 42
+    ("no_phone", no_usable_phone),  # 50
+)

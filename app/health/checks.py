@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, select, text
 
 from app.extensions import db
-from app.models import OutboundMessage, Submission, SystemState, utcnow
+from app.models import OutboundMessage, OutboundStatus, Submission, SyncStatus, SystemState, utcnow
 
 HEARTBEAT_KEY = "scheduler.heartbeat"
 REDCAP_ERROR_KEY = "redcap.last_error_at"
@@ -41,10 +41,10 @@ def health_report(config: Any, now: datetime | None = None) -> dict[str, Any]:
     report["outbox_backlog"] = db.session.scalar(
         select(func.count())
         .select_from(OutboundMessage)
-        .where(OutboundMessage.status.in_(("pending", "sending")))
+        .where(OutboundMessage.status.in_((OutboundStatus.PENDING, OutboundStatus.SENDING)))
     )
     report["redcap_push_backlog"] = db.session.scalar(
-        select(func.count()).select_from(Submission).where(Submission.sync_status == "pending")
+        select(func.count()).select_from(Submission).where(Submission.sync_status == SyncStatus.PENDING)
     )
     from app.sms.carriers import halt_reason
 

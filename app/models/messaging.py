@@ -7,25 +7,45 @@ database itself refuses a second text for the same purpose.
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import Model
-from app.models.types import UTCDateTime, utcnow
+from app.models.types import UTCDateTime, status_type, utcnow
 
-OUTBOUND_STATUSES = (
-    "pending",  # planned, not yet claimed
-    "sending",  # claimed by a sender; the provider may or may not have it (reconcile after a crash)
-    "queued",  # accepted by the provider
-    "sent",
-    "delivered",
-    "undelivered",
-    "failed",
-    "skipped",  # not sent on purpose (stale, blocked at send time); reason in error_message
-    "cancelled",  # withdrawn before sending (visit completed, participant withdrawn…)
+
+class OutboundStatus(StrEnum):
+    """Where one text stands, from planned to the provider's last word."""
+
+    PENDING = "pending"  # planned, not yet claimed
+    SENDING = "sending"  # claimed by a sender; the provider may or may not have it (reconcile after a crash)
+    QUEUED = "queued"  # accepted by the provider
+    SENT = "sent"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # not sent on purpose (stale, blocked at send time); reason in error_message
+    CANCELLED = "cancelled"  # withdrawn before sending (visit completed, participant withdrawn…)
+
+
+# Plain strings: they go into SQL (the CHECK below) and messages.
+OUTBOUND_STATUSES = tuple(status.value for status in OutboundStatus)
+# Handed to the provider: the texts a coordinator sees as sent, whatever became of them.
+SENT_STATUSES = tuple(
+    status.value
+    for status in (
+        OutboundStatus.QUEUED,
+        OutboundStatus.SENT,
+        OutboundStatus.DELIVERED,
+        OutboundStatus.UNDELIVERED,
+        OutboundStatus.FAILED,
+    )
 )
+# Handed over but not received: the provider or the carrier gave up on it.
+NOT_DELIVERED_STATUSES = (OutboundStatus.UNDELIVERED.value, OutboundStatus.FAILED.value)
 OUTBOUND_KINDS = ("reminder", "manual", "redflag_alert", "reply", "test")
 PARTICIPANT_KINDS = ("reminder", "manual", "reply")  # texts that go to a participant (the rest to staff)
 LINK_KINDS = ("reminder", "manual")  # texts that carry a visit's link
@@ -58,7 +78,8 @@ class OutboundMessage(Model):
     # The kind's template parameters as sent (app.sms.message; personal codes redacted), or coalesced
     # alerts' record ids before sending.
     params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(20), default="pending")
+    # Typed str while app/sms still assigns bare strings; rows load as OutboundStatus members all the same.
+    status: Mapped[str] = mapped_column(status_type(OutboundStatus), default=OutboundStatus.PENDING)
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # The visit's schedule_version when planned: a reschedule makes older rows stale.
     schedule_version: Mapped[int] = mapped_column(default=1)

@@ -9,7 +9,7 @@ from sqlalchemy import CheckConstraint, Date, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import Model
-from app.models.types import UTCDateTime, utcnow
+from app.models.types import UTCDateTime, status_type, utcnow
 
 
 class StudyStatus(StrEnum):
@@ -57,7 +57,9 @@ class Participant(Model):
     language: Mapped[str] = mapped_column(String(5), default="en")
     timezone: Mapped[str] = mapped_column(String(64))
     sms_consent: Mapped[bool] = mapped_column(default=False)
-    status: Mapped[str] = mapped_column(String(20), default="active", index=True)
+    status: Mapped[StudyStatus] = mapped_column(
+        status_type(StudyStatus), default=StudyStatus.ACTIVE, index=True
+    )
     # A status ended in the console sticks until REDCap has recorded it (see app.redcap.roster).
     status_source: Mapped[str] = mapped_column(String(20), default="redcap", server_default="redcap")
     status_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -76,7 +78,7 @@ class Participant(Model):
 
     def sms_block_reason(self) -> str | None:
         """Why this participant must not be texted now, or None when a text is allowed."""
-        if self.status != "active":
+        if self.status != StudyStatus.ACTIVE:
             return f"status {self.status}"
         if self.opted_out:
             return f"opted out of texts (via {self.opted_out_via or 'reply'})"
@@ -93,7 +95,7 @@ class Participant(Model):
     @property
     def effective_status(self) -> str:
         """The status coordinators see: opted out shows over active."""
-        return "opted_out" if self.status == "active" and self.opted_out else self.status
+        return "opted_out" if self.status == StudyStatus.ACTIVE and self.opted_out else self.status
 
     def __repr__(self) -> str:  # no phone number: reprs end up in logs
         return f"<Participant {self.record_id} {self.effective_status}>"

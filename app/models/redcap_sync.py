@@ -7,18 +7,34 @@ from the visit itself), so a crash or a REDCap outage can delay a status push bu
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String
+from sqlalchemy import CheckConstraint, ForeignKey, Index
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import Model
-from app.models.push_row import PushRow
-from app.models.types import UTCDateTime, utcnow
+from app.models.participant import StudyStatus
+from app.models.push_row import PushRow, SyncStatus
+from app.models.types import UTCDateTime, status_type, utcnow
 
-# "refused" and "callback" come from a coordinator's call (app.participants.calls); "callback" is interim.
-PUSHED_VISIT_STATUSES = ("completed", "missed", "opted_out", "withdrawn", "refused", "callback")
-STATUS_PUSH_STATES = ("pending", "pushed", "failed")
-PUSHED_STUDY_STATUSES = ("withdrawn", "deceased")
+
+class PushedVisitStatus(StrEnum):
+    """A visit status as REDCap's contact form records it (codes in REDCAP_VISIT_STATUS_CODES)."""
+
+    COMPLETED = "completed"
+    MISSED = "missed"
+    OPTED_OUT = "opted_out"  # missed while opted out of texts
+    WITHDRAWN = "withdrawn"  # cancelled because the participation ended
+    # From a coordinator's call (app.participants.calls); "callback" is interim, written to be replaced.
+    REFUSED = "refused"
+    CALLBACK = "callback"
+
+
+# Plain strings: they go into SQL (the CHECKs below) and messages.
+PUSHED_VISIT_STATUSES = tuple(status.value for status in PushedVisitStatus)
+STATUS_PUSH_STATES = (SyncStatus.PENDING.value, SyncStatus.PUSHED.value, SyncStatus.FAILED.value)
+# The ended study statuses REDCap's enrollment form can hold (a console end: withdrawal or death).
+PUSHED_STUDY_STATUSES = (StudyStatus.WITHDRAWN.value, StudyStatus.DECEASED.value)
 
 
 class StatusPushRow(PushRow):
@@ -26,11 +42,13 @@ class StatusPushRow(PushRow):
 
     queued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    def requeue(self, now: datetime) -> None:
-        """Due now from a fresh start, as a newly queued status (the pushed time forgotten)."""
-        super().requeue(now)
+    def queue_anew(self, now: datetime) -> None:
+        """Due now from a fresh start, as a newly queued status (the pushed time forgotten).
+
+        Not `requeue`: a coordinator's retry of a refused status is `requeue` and keeps `queued_at`.
+        """
+        self.requeue(now, forget_pushed=True)
         self.queued_at = now
-        self.pushed_at = None
 
 
 class RedcapStatusPush(StatusPushRow, Model):
@@ -45,7 +63,7 @@ class RedcapStatusPush(StatusPushRow, Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     visit_id: Mapped[int] = mapped_column(ForeignKey("visits.id", ondelete="CASCADE"), unique=True)
-    status: Mapped[str] = mapped_column(String(20))
+    status: Mapped[PushedVisitStatus] = mapped_column(status_type(PushedVisitStatus))
 
     visit = relationship("Visit")
 
@@ -67,7 +85,7 @@ class RedcapEnrollmentStatusPush(StatusPushRow, Model):
     participant_id: Mapped[int] = mapped_column(
         ForeignKey("participants.id", ondelete="CASCADE"), unique=True
     )
-    status: Mapped[str] = mapped_column(String(20))
+    status: Mapped[StudyStatus] = mapped_column(status_type(StudyStatus))
 
     participant = relationship("Participant")
 

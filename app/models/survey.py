@@ -9,10 +9,10 @@ from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, U
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import Model
-from app.models.push_row import PushRow
+from app.models.push_row import PushRow, SyncStatus
 from app.models.types import UTCDateTime, utcnow
 
-SYNC_STATUSES = ("pending", "pushed", "failed", "conflict", "discarded")
+SYNC_STATUSES = tuple(status.value for status in SyncStatus)
 
 
 class InstrumentVersion(Model):

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 
-from sqlalchemy import DateTime
+from sqlalchemy import DateTime, Enum
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
@@ -30,6 +31,21 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def status_type(enum: type[StrEnum], length: int = 20) -> Enum:
+    """A status column holding a StrEnum: stored as the member's plain value in a VARCHAR(`length`).
+
+    No database enum type and no extra constraint (the models keep their own CHECKs), so the schema and
+    the stored strings stay what they were; rows load as members, and bare strings still bind.
+    """
+    return Enum(
+        enum,
+        native_enum=False,
+        create_constraint=False,
+        length=length,
+        values_callable=lambda members: [member.value for member in members],
+    )
 
 
 def utcnow() -> datetime:

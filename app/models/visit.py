@@ -3,16 +3,31 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from enum import StrEnum
 
 from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import Model
-from app.models.types import UTCDateTime, utcnow
+from app.models.types import UTCDateTime, status_type, utcnow
 
-VISIT_STATUSES = ("scheduled", "open", "completed", "missed", "cancelled")
+
+class VisitStatus(StrEnum):
+    """Where a visit stands: scheduled, open (its window has started), then one of the final three."""
+
+    SCHEDULED = "scheduled"
+    OPEN = "open"
+    COMPLETED = "completed"
+    MISSED = "missed"
+    CANCELLED = "cancelled"
+
+
+# Plain strings, like the other status tuples: they go into SQL (the CHECK below) and messages.
+VISIT_STATUSES = tuple(status.value for status in VisitStatus)
+# Not final yet: the visit may still be answered, so texts and reminders may still go out.
+LIVE_STATUSES = (VisitStatus.SCHEDULED.value, VisitStatus.OPEN.value)
 # Once a visit is here, nothing automatic changes it again.
-FINAL_STATUSES = ("completed", "missed", "cancelled")
+FINAL_STATUSES = tuple(status for status in VISIT_STATUSES if status not in LIVE_STATUSES)
 COMPLETED_VIA = ("questionnaire", "clinic", "redcap")
 
 
@@ -37,7 +52,7 @@ class Visit(Model):
     window_end: Mapped[date] = mapped_column(Date)
     opens_at: Mapped[datetime] = mapped_column(UTCDateTime)
     closes_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    status: Mapped[str] = mapped_column(String(20), default="scheduled")
+    status: Mapped[VisitStatus] = mapped_column(status_type(VisitStatus), default=VisitStatus.SCHEDULED)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     completed_via: Mapped[str | None] = mapped_column(String(20))
     status_reason: Mapped[str | None] = mapped_column(String(300))

@@ -18,7 +18,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, func, select
 
 from app.extensions import db
-from app.models import CallAttempt, OutboundMessage, Participant, Submission, Visit
+from app.models import CallAttempt, OutboundMessage, Participant, StudyStatus, Submission, Visit, VisitStatus
+from app.models.messaging import NOT_DELIVERED_STATUSES, SENT_STATUSES
 from app.participants.calls import CallHistory, histories
 
 CLOSING_SOON = timedelta(days=3)
@@ -59,7 +60,7 @@ def _undelivered(participant_ids: list[int]) -> set[int]:
         .where(
             OutboundMessage.participant_id.in_(participant_ids),
             OutboundMessage.kind.in_(("reminder", "manual", "reply")),
-            OutboundMessage.status.not_in(("pending", "sending", "cancelled", "skipped")),
+            OutboundMessage.status.in_(SENT_STATUSES),
         )
         .group_by(OutboundMessage.participant_id)
         .subquery()
@@ -67,7 +68,7 @@ def _undelivered(participant_ids: list[int]) -> set[int]:
     rows = db.session.execute(
         select(OutboundMessage.participant_id)
         .join(latest, and_(latest.c.last_id == OutboundMessage.id))
-        .where(OutboundMessage.status.in_(("undelivered", "failed")))
+        .where(OutboundMessage.status.in_(NOT_DELIVERED_STATUSES))
     ).all()
     return {r[0] for r in rows}
 
@@ -89,8 +90,8 @@ def build_call_list(now: datetime, max_attempts: int, reason: str | None = None)
         .join(Participant, Visit.participant_id == Participant.id)
         .outerjoin(Submission, Submission.visit_id == Visit.id)
         .where(
-            Participant.status == "active",
-            Visit.status == "open",
+            Participant.status == StudyStatus.ACTIVE,
+            Visit.status == VisitStatus.OPEN,
             Visit.opens_at <= now,
             Visit.closes_at > now,
             Submission.id.is_(None),

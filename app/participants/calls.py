@@ -24,7 +24,16 @@ from sqlalchemy.exc import IntegrityError
 
 from app import audit
 from app.extensions import db
-from app.models import CALL_OUTCOMES, CallAttempt, OutboundMessage, Participant, Visit
+from app.models import (
+    CALL_OUTCOMES,
+    CallAttempt,
+    OutboundMessage,
+    Participant,
+    PushedVisitStatus,
+    StudyStatus,
+    Visit,
+    VisitStatus,
+)
 from app.participants import lifecycle
 from app.participants.pending_texts import cancel_pending_texts
 from app.redcap.push.visit_statuses import queue_status_push
@@ -86,14 +95,14 @@ def local_to_utc(value: datetime, zone: str) -> datetime:
 
 def check_callable(visit: Visit, now: datetime) -> None:
     """Refuse an outcome for a visit that is not open now or whose participant has left the study."""
-    if visit.status != "open" or not visit.is_open_at(now):
+    if visit.status != VisitStatus.OPEN or not visit.is_open_at(now):
         raise CallRefused(
             _(
                 "The visit is %(status)s, not open: no call outcome can be recorded for it.",
-                status=visit.status if visit.status != "open" else _("closed"),
+                status=visit.status if visit.status != VisitStatus.OPEN else _("closed"),
             )
         )
-    if visit.participant.status != "active":
+    if visit.participant.status != StudyStatus.ACTIVE:
         raise CallRefused(
             _(
                 "Participant %(id)s is %(status)s.",
@@ -210,10 +219,10 @@ def _apply(
     participant = visit.participant
     if outcome == "callback":
         cancel_pending_texts(visit=visit, reason="call back arranged by phone", actor=actor)
-        queue_status_push(visit, "callback", now)
+        queue_status_push(visit, PushedVisitStatus.CALLBACK, now)
     elif outcome == "refused":
         cancel_pending_texts(visit=visit, reason="refused this visit by phone", actor=actor)
-        queue_status_push(visit, "refused", now)
+        queue_status_push(visit, PushedVisitStatus.REFUSED, now)
     elif outcome == "wrong_number":
         mark_phone([participant], "unusable", "Coordinator: wrong number (phone call)", now)
     elif outcome == "stop_texts":
@@ -222,7 +231,12 @@ def _apply(
         )
     elif outcome == "withdrew":
         lifecycle.end_participation(
-            participant, "withdrawn", now, source="console", actor=actor, reason=note or "withdrew on a call"
+            participant,
+            StudyStatus.WITHDRAWN,
+            now,
+            source="console",
+            actor=actor,
+            reason=note or "withdrew on a call",
         )
 
 

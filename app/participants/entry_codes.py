@@ -26,7 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
-from app.models import EntryCode, Visit
+from app.models import EntryCode, StudyStatus, Visit
 from app.participants.links import issue_link
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ def usable_code(typed: str, now: datetime) -> EntryCode | None:
     if not (row.valid_from <= now < row.valid_until):
         return None
     visit = row.visit
-    if not visit.is_open_at(now) or visit.participant.status != "active":
+    if not visit.is_open_at(now) or visit.participant.status != StudyStatus.ACTIVE:
         return None
     return row
 

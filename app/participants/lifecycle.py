@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from app import audit
-from app.models import ENDED_STATUSES, Participant
+from app.models import ENDED_STATUSES, Participant, PushedVisitStatus, StudyStatus
 from app.models.participant import OPT_OUT_SOURCES
 from app.participants.links import revoke_links
 from app.participants.pending_texts import cancel_pending_texts
@@ -66,26 +66,27 @@ def end_participation(
     caller. Adds to the session; the caller commits. Returns how many visits were cancelled.
     """
     if status not in ENDED_STATUSES:
-        raise ValueError(f"not an ended study status: {status!r} (one of {', '.join(ENDED_STATUSES)})")
+        raise ValueError(f"not an ended study status: {str(status)!r} (one of {', '.join(ENDED_STATUSES)})")
+    ended = StudyStatus(status)
     previous = participant.status
-    if previous != status or participant.status_changed_at is None:
+    if previous != ended or participant.status_changed_at is None:
         participant.status_changed_at = now
-    participant.status = status
+    participant.status = ended
     participant.status_source = source
     if source == "console":
-        queue_enrollment_status(participant, status, now)  # durable: the push pass sends it
-    why = f"participant {status}"
+        queue_enrollment_status(participant, ended, now)  # durable: the push pass sends it
+    why = f"participant {ended}"
     texts = cancel_pending_texts(participant, reason=why, actor=actor)  # first: counted once, not per visit
     cancelled = 0
     for visit in participant.visits:
         if cancel_visit(visit, why, actor):
             cancelled += 1
             revoke_links(visit, now)
-            queue_status_push(visit, "withdrawn", now)
-    if previous != status or cancelled or texts:
+            queue_status_push(visit, PushedVisitStatus.WITHDRAWN, now)
+    if previous != ended or cancelled or texts:
         entry = audit.record(
             actor,
-            f"participant.{status}",
+            f"participant.{ended}",
             participant=participant,
             reason=reason,
             source=source,

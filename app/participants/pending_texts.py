@@ -9,7 +9,7 @@ from sqlalchemy.engine import CursorResult
 
 from app import audit
 from app.extensions import db
-from app.models import OutboundMessage, Participant, Visit
+from app.models import OutboundMessage, OutboundStatus, Participant, Visit
 from app.models.messaging import PARTICIPANT_KINDS
 
 
@@ -34,16 +34,15 @@ def cancel_pending_texts(
     if visit is not None and visit.id is None:
         return 0  # not flushed yet: no text can point at it
     stmt = update(OutboundMessage).where(
-        OutboundMessage.status == "pending", OutboundMessage.kind.in_(PARTICIPANT_KINDS)
+        OutboundMessage.status == OutboundStatus.PENDING, OutboundMessage.kind.in_(PARTICIPANT_KINDS)
     )
     if participant is not None:
         stmt = stmt.where(OutboundMessage.participant_id == participant.id)
     if visit is not None:
         stmt = stmt.where(OutboundMessage.visit_id == visit.id)
     # An UPDATE gives a CursorResult, which has the row count.
-    result = cast(
-        "CursorResult[Any]", db.session.execute(stmt.values(status="cancelled", error_message=reason[:500]))
-    )
+    stmt = stmt.values(status=OutboundStatus.CANCELLED, error_message=reason[:500])
+    result = cast("CursorResult[Any]", db.session.execute(stmt))
     count = result.rowcount or 0
     if count and actor is not None:
         audit.record(actor, "sms.cancelled", participant=participant, visit=visit, reason=reason, count=count)

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app import audit
 from app.extensions import db
-from app.models import OutboundMessage, Submission, SurveyLink, Visit
+from app.models import OutboundMessage, Submission, SurveyLink, SyncStatus, Visit, VisitStatus
 from app.participants.visits import complete_visit
 from app.questionnaire.redflags import evaluate, parse_rules, usable_rules
 
@@ -122,7 +122,7 @@ def accept_submission(
     visit = link.visit
     # A submission always completes its visit in the same transaction; a visit reopened by hand
     # with its answers still stored is caught by the unique visit_id below.
-    if visit.status == "completed":
+    if visit.status == VisitStatus.COMPLETED:
         return SubmissionOutcome(ALREADY_RECEIVED)
     reasons = red_flag_reasons(answers, columns)
     submission = Submission(
@@ -134,7 +134,7 @@ def accept_submission(
         submitted_at=now,
         red_flag=bool(reasons),
         red_flag_reasons=reasons,
-        sync_status="pending",  # queued for the REDCap push
+        sync_status=SyncStatus.PENDING,  # queued for the REDCap push
         next_attempt_at=now,
     )
     with writer_lock():

@@ -15,7 +15,8 @@ from sqlalchemy import select
 
 from app import audit
 from app.extensions import db
-from app.models import Participant, Visit
+from app.models import Participant, Visit, VisitStatus
+from app.models.visit import LIVE_STATUSES
 from app.participants.pending_texts import cancel_pending_texts
 from app.schedule import SendWindow, VisitPlan, compute_visit
 
@@ -80,7 +81,7 @@ def schedule_participant(
                 window_end=computed.window_end,
                 opens_at=computed.opens_at,
                 closes_at=computed.closes_at,
-                status="scheduled",
+                status=VisitStatus.SCHEDULED,
             )
             db.session.add(visit)
             changes.created.append(visit)
@@ -90,7 +91,7 @@ def schedule_participant(
             computed.closes_at,
             computed.target_date,
         )
-        if unchanged or visit.status != "scheduled":
+        if unchanged or visit.status != VisitStatus.SCHEDULED:
             changes.kept.append(visit)
             continue
         old = (visit.window_start.isoformat(), visit.window_end.isoformat())
@@ -122,7 +123,7 @@ def cancel_visit(visit: Visit, reason: str, actor: str) -> bool:
     """Cancel a visit that is not final and withdraw its pending texts. Returns whether it changed."""
     if visit.is_final:
         return False
-    visit.status = "cancelled"
+    visit.status = VisitStatus.CANCELLED
     visit.status_reason = reason
     _cancel_pending_messages(visit, reason)
     audit.record(actor, "visit.cancelled", visit=visit, reason=reason)
@@ -131,9 +132,9 @@ def cancel_visit(visit: Visit, reason: str, actor: str) -> bool:
 
 def complete_visit(visit: Visit, via: str, now: datetime, actor: str, reason: str | None = None) -> bool:
     """Mark a visit completed (questionnaire, clinic or REDCap) and withdraw its pending texts."""
-    if visit.status == "completed":
+    if visit.status == VisitStatus.COMPLETED:
         return False
-    visit.status = "completed"
+    visit.status = VisitStatus.COMPLETED
     visit.completed_at = now
     visit.completed_via = via
     visit.status_reason = reason
@@ -150,7 +151,7 @@ def reopen_visit(
     The schedule version is bumped, so texts planned for the old window are recognised as stale.
     Returns False (and changes nothing) unless the visit is missed.
     """
-    if visit.status != "missed" or new_window_days < 1:
+    if visit.status != VisitStatus.MISSED or new_window_days < 1:
         return False
     from app.schedule.engine import local_midnight
 
@@ -161,7 +162,7 @@ def reopen_visit(
     visit.window_end = today + timedelta(days=new_window_days - 1)
     visit.opens_at = now
     visit.closes_at = local_midnight(visit.window_end + timedelta(days=1), zone)
-    visit.status = "open"
+    visit.status = VisitStatus.OPEN
     visit.status_reason = reason
     visit.schedule_version += 1
     _cancel_pending_messages(visit, "visit reopened")
@@ -191,23 +192,23 @@ def sweep_visits(now: datetime, actor: str = "system:sweep") -> SweepResult:
     while True:
         batch = db.session.scalars(
             select(Visit)
-            .where(Visit.status == "scheduled", Visit.opens_at <= now, Visit.closes_at > now)
+            .where(Visit.status == VisitStatus.SCHEDULED, Visit.opens_at <= now, Visit.closes_at > now)
             .limit(500)
         ).all()
         if not batch:
             break
         for visit in batch:
-            visit.status = "open"
+            visit.status = VisitStatus.OPEN
             result.opened.append(visit.id)
         db.session.flush()
     while True:
         batch = db.session.scalars(
-            select(Visit).where(Visit.status.in_(("scheduled", "open")), Visit.closes_at <= now).limit(500)
+            select(Visit).where(Visit.status.in_(LIVE_STATUSES), Visit.closes_at <= now).limit(500)
         ).all()
         if not batch:
             break
         for visit in batch:
-            visit.status = "missed"
+            visit.status = VisitStatus.MISSED
             visit.status_reason = "window closed without an answer"
             _cancel_pending_messages(visit, "visit missed")
             audit.record(actor, "visit.missed", visit=visit)

@@ -24,7 +24,7 @@ from sqlalchemy.sql.elements import Label
 
 from app.extensions import db
 from app.i18n import SUPPORTED
-from app.models import InstrumentVersion, Participant, Submission, SurveyLink, Visit
+from app.models import InstrumentVersion, Participant, StudyStatus, Submission, SurveyLink, Visit, VisitStatus
 from app.models.visit import FINAL_STATUSES
 from app.participants.links import hash_token
 from app.participants.submissions import SubmissionOutcome, accept_submission
@@ -138,11 +138,11 @@ def resolve(token: str, now: datetime, posting: bool = False) -> LinkContext:
     if row.used_at is not None:
         ctx.state = RECEIVED if posting else INVALID
         return ctx
-    if row.visit_status == "completed":
+    if row.visit_status == VisitStatus.COMPLETED:
         ctx.state = RECEIVED
         return ctx
     open_now = row.visit_status not in FINAL_STATUSES and row.opens_at <= now < row.closes_at
-    if open_now and row.participant_status == "active":
+    if open_now and row.participant_status == StudyStatus.ACTIVE:
         ctx.state = OPEN
     return ctx
 

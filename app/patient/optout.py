@@ -15,7 +15,7 @@ from flask import current_app, g, render_template, session, url_for
 from flask_wtf.csrf import generate_csrf
 from markupsafe import escape
 
-from app.models import Participant
+from app.models import Participant, StudyStatus
 from app.participants.links import find_link
 
 ANSWERED_KEY = "answered_link"  # the link this session sent answers through
@@ -41,7 +41,7 @@ def link_participant(token: str, now: datetime) -> Participant | None:
     if link.used_at is not None and session.get(ANSWERED_KEY) != link.id:
         return None
     participant = link.visit.participant
-    return participant if participant.status == "active" else None
+    return participant if participant.status == StudyStatus.ACTIVE else None
 
 
 def block(token: str, opted_out: bool) -> str:

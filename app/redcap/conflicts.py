@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from app import audit
 from app.extensions import db
-from app.models import ConflictDecision, Participant, Submission, Visit
+from app.models import ConflictDecision, Participant, Submission, SyncStatus, Visit
 from app.redcap.exports import export_records, questionnaire_fields
 
 log = logging.getLogger(__name__)
@@ -148,8 +148,8 @@ def export_sides(
 
 def mark_conflict(submission: Submission, side: dict[str, Any], now: datetime, actor: str) -> None:
     """Keep the submission out of REDCap, with REDCap's side stored for the coordinators."""
-    first = submission.sync_status != "conflict"
-    submission.sync_status = "conflict"
+    first = submission.sync_status != SyncStatus.CONFLICT
+    submission.sync_status = SyncStatus.CONFLICT
     submission.redcap_snapshot = {**side, "hash": snapshot_hash(side), "checked_at": now.isoformat()}
     submission.last_error = CONFLICT_MESSAGE
     submission.next_attempt_at = None
@@ -174,9 +174,9 @@ def check_batch(
     result = BatchCheck(cleared=[], conflicts=[], skipped=[])
     candidates = []
     for submission in submissions:
-        if submission.sync_status in ("pushed", "discarded") or submission.pushed_at is not None:
+        if submission.sync_status in (SyncStatus.PUSHED, SyncStatus.DISCARDED) or submission.pushed_at:
             result.skipped.append(submission)  # pushed once: never again over later staff edits
-        elif submission.sync_status == "conflict":
+        elif submission.sync_status == SyncStatus.CONFLICT:
             result.skipped.append(submission)
         else:
             candidates.append(submission)
@@ -210,7 +210,7 @@ def open_conflicts() -> list[Submission]:
             select(Submission)
             .join(Visit, Submission.visit_id == Visit.id)
             .join(Participant, Visit.participant_id == Participant.id)
-            .where(Submission.sync_status == "conflict")
+            .where(Submission.sync_status == SyncStatus.CONFLICT)
             .order_by(Submission.submitted_at, Submission.id)
         ).all()
     )
@@ -232,7 +232,7 @@ def comparison(submission: Submission) -> list[dict[str, str]]:
 
 
 def _require_conflict(submission: Submission) -> None:
-    if submission.sync_status != "conflict":
+    if submission.sync_status != SyncStatus.CONFLICT:
         raise ConflictStateError(
             f"submission {submission.id} is not a conflict any more (it is {submission.sync_status})"
         )
@@ -261,9 +261,7 @@ def import_anyway(
             submission_id=submission.id, action="import", snapshot_hash=current, actor=actor, note=note
         )
     )
-    submission.sync_status = "pending"
-    submission.next_attempt_at = now
-    submission.last_error = None
+    submission.requeue(now, keep_attempts=True)  # the hold lifted; the push's attempts stay as they were
     audit.record(
         actor, "submission.conflict_import", visit=submission.visit, reason=note, submission_id=submission.id
     )
@@ -284,7 +282,7 @@ def discard(
             note=note,
         )
     )
-    submission.sync_status = "discarded"
+    submission.sync_status = SyncStatus.DISCARDED
     submission.next_attempt_at = None
     audit.record(
         actor, "submission.conflict_discard", visit=submission.visit, reason=note, submission_id=submission.id
@@ -307,8 +305,9 @@ def pre_push_check(items: Sequence[Any], client: Any, now: datetime) -> set[int]
     result = check_batch(submissions, now, client=client)
     held = {s.id for s in result.conflicts}
     for submission in result.skipped:
-        if submission.sync_status == "pending":  # re-queued although pushed once: put it back, untouched
-            submission.sync_status = "pushed"
+        if submission.sync_status == SyncStatus.PENDING:
+            # Re-queued although pushed once: put it back, untouched.
+            submission.sync_status = SyncStatus.PUSHED
             submission.last_error = ALREADY_PUSHED
         held.add(submission.id)
     db.session.flush()

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import ENDED_STATUSES, Participant
+from app.models import ENDED_STATUSES, Participant, SyncStatus
 from app.models.redcap_sync import RedcapEnrollmentStatusPush
 
 
@@ -46,12 +46,12 @@ def console_end_pending(participant: Participant) -> str | None:
     if participant.status_source != "console" or participant.status not in ENDED_STATUSES:
         return None
     row = enrollment_push(participant)
-    if row is not None and row.sync_status == "pushed" and row.status == participant.status:
+    if row is not None and row.sync_status == SyncStatus.PUSHED and row.status == participant.status:
         return None
     when = f"{participant.status_changed_at:%Y-%m-%d}" if participant.status_changed_at else "?"
     if row is None:
         state = "no status push is queued"
-    elif row.sync_status == "failed":
+    elif row.sync_status == SyncStatus.FAILED:
         state = f"the status push failed: {(row.last_error or '?')[:120]}"
     else:
         state = "the status push is pending" + (f" ({row.last_error[:100]})" if row.last_error else "")

@@ -18,7 +18,7 @@ from sqlalchemy import Select, select
 
 from app import audit
 from app.extensions import db
-from app.models import Participant, Submission, Visit
+from app.models import Participant, Submission, SyncStatus, Visit, VisitStatus
 from app.redcap.conflicts import FILLED_STATUSES, export_sides
 
 MISSING = "missing in REDCap"
@@ -73,7 +73,7 @@ def _base_query() -> Select[tuple[Submission, Visit, str]]:
         select(Submission, Visit, Participant.record_id)
         .join(Visit, Submission.visit_id == Visit.id)
         .join(Participant, Visit.participant_id == Participant.id)
-        .where(Visit.status == "completed", Visit.completed_via == "questionnaire")
+        .where(Visit.status == VisitStatus.COMPLETED, Visit.completed_via == "questionnaire")
         .order_by(Submission.id)
     )
 
@@ -100,12 +100,12 @@ def _edited_columns(answers: dict[str, Any], side: dict[str, Any]) -> list[str]:
 
 def classify(submission: Submission, side: dict[str, Any]) -> tuple[str, list[str]] | None:
     """The difference kind for one visit (and the columns involved), or None when REDCap agrees."""
-    if submission.sync_status == "discarded":
+    if submission.sync_status == SyncStatus.DISCARDED:
         return None  # a coordinator chose REDCap's values
-    if submission.sync_status == "conflict":
+    if submission.sync_status == SyncStatus.CONFLICT:
         return CONFLICT, sorted((submission.redcap_snapshot or {}).get("values", {}).keys())
     blank = not side.get("values") and side.get("complete") not in FILLED_STATUSES
-    if submission.sync_status != "pushed":
+    if submission.sync_status != SyncStatus.PUSHED:
         return (NOT_PUSHED, []) if blank else (NOT_PUSHED, _edited_columns(submission.answers or {}, side))
     if blank:
         return MISSING, []
@@ -115,8 +115,7 @@ def classify(submission: Submission, side: dict[str, Any]) -> tuple[str, list[st
 
 def requeue_missing(submission: Submission, now: datetime, actor: str) -> None:
     """Queue again a pushed submission REDCap no longer holds (the conflict check still runs first)."""
-    submission.requeue(now)
-    submission.pushed_at = None
+    submission.requeue(now, forget_pushed=True)
     audit.record(actor, "redcap.reconcile_requeued", visit=submission.visit, submission_id=submission.id)
 
 

@@ -21,7 +21,7 @@ from sqlalchemy import select, update
 
 from app import audit
 from app.extensions import db
-from app.models import Participant, SystemState
+from app.models import Participant, StudyStatus, SystemState
 from app.models.participant import ENDED_STATUSES
 from app.participants.lifecycle import end_participation
 from app.participants.visits import ScheduleInputError, schedule_participant
@@ -233,7 +233,7 @@ def _create(parsed: RosterRow, config: Mapping[str, Any], now: datetime, report:
     db.session.add(participant)
     db.session.flush()
     audit.record(ACTOR, "participant.created", participant=participant, status=parsed.status)
-    if parsed.status == "active":
+    if parsed.status == StudyStatus.ACTIVE:
         schedule_participant(participant, visit_plan(), send_window(), now, actor=ACTOR)
     report.created += 1
 
@@ -269,7 +269,7 @@ def _assign(participant: Participant, parsed: RosterRow, now: datetime, source: 
 
 def _update(participant: Participant, parsed: RosterRow, now: datetime, report: RosterReport) -> None:
     previous_status = participant.status
-    held = console_end_pending(participant) if parsed.status == "active" else None
+    held = console_end_pending(participant) if parsed.status == StudyStatus.ACTIVE else None
     if held:  # ended in the console, not yet recorded in REDCap: REDCap's "active" must not undo it
         parsed = replace(parsed, status=participant.status, problems=[held, *parsed.problems])
     elif parsed.status in ENDED_STATUSES:  # the one way to end (also the console's); it sets the status

@@ -14,7 +14,7 @@ from typing import Any
 
 import phonenumbers
 
-from app.models.participant import ENDED_STATUSES, LANGUAGES
+from app.models.participant import LANGUAGES, STUDY_STATUSES, StudyStatus
 from app.participants.visits import ScheduleInputError, check_anchor
 
 
@@ -28,7 +28,7 @@ class RosterRow:
     phone_status: str
     phone_error: str | None
     language: str
-    status: str
+    status: StudyStatus
     consent: bool
     row_hash: str
     problems: list[str] = field(default_factory=list)
@@ -122,10 +122,10 @@ def parse_row(
     raw_status = value("status")
     status_codes = config["REDCAP_STATUS_CODES"]
     if not raw_status:
-        status = "active"
+        status = StudyStatus.ACTIVE
         problems.append("study status blank in REDCap (treated as active)")
-    elif raw_status in status_codes and status_codes[raw_status] in (*ENDED_STATUSES, "active"):
-        status = status_codes[raw_status]
+    elif raw_status in status_codes and status_codes[raw_status] in STUDY_STATUSES:
+        status = StudyStatus(status_codes[raw_status])
     else:
         raise RowSkipped(f"record {record_id}: unknown study status code {raw_status!r}")
     raw_language = value("language")

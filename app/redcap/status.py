@@ -19,7 +19,8 @@ from flask import current_app
 from sqlalchemy import select, update
 
 from app.extensions import db
-from app.models import Participant, Visit
+from app.models import Participant, StudyStatus, Visit, VisitStatus
+from app.models.visit import LIVE_STATUSES
 from app.redcap.exports import RedcapRejected, chunks, export_records, followup_events
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,6 @@ log = logging.getLogger(__name__)
 # to 20 calls while each answer stays small (3 short columns per record and event).
 STATUS_CHUNK = 500
 COMPLETE = "2"
-OPEN_STATES = ("scheduled", "open")
 
 
 @dataclass
@@ -123,8 +123,8 @@ def apply_status_rows(
             reason = done.get((record, visit.event_name))
             if reason is None:
                 continue
-            waiting = visit.status in OPEN_STATES
-            late_entry = visit.status == "missed" and reason.startswith("questionnaire")
+            waiting = visit.status in LIVE_STATUSES
+            late_entry = visit.status == VisitStatus.MISSED and reason.startswith("questionnaire")
             if (waiting or late_entry) and complete_visit(
                 visit, via="redcap", now=now, actor=actor, reason=reason
             ):
@@ -145,7 +145,7 @@ def refresh_followup_status(
         record_ids = db.session.scalars(
             select(Participant.record_id)
             .join(Visit, Visit.participant_id == Participant.id)
-            .where(Visit.status.in_(OPEN_STATES))
+            .where(Visit.status.in_(LIVE_STATUSES))
             .distinct()
             .order_by(Participant.record_id)
         ).all()
@@ -197,10 +197,10 @@ def refresh_open_visits(now: datetime, actor: str = "system:redcap") -> StatusRe
         select(Participant.record_id)
         .join(Visit, Visit.participant_id == Participant.id)
         .where(
-            Visit.status.in_(OPEN_STATES),
+            Visit.status.in_(LIVE_STATUSES),
             Visit.opens_at <= now,
             Visit.closes_at > now,
-            Participant.status == "active",
+            Participant.status == StudyStatus.ACTIVE,
         )
         .distinct()
         .order_by(Participant.record_id)

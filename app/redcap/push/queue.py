@@ -19,7 +19,7 @@ from sqlalchemy import Select, or_, select, update
 from app import audit
 from app.backoff import backoff_ceiling
 from app.extensions import db
-from app.models import Visit
+from app.models import PushedVisitStatus, SyncStatus, Visit
 from app.redcap.client import RedcapClient
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ BACKOFF_BASE_S = 30.0
 # Submission.source -> REDCAP_MODE_CODES key: the participant online, or a coordinator on the phone.
 SUBMISSION_MODES = {"participant": "web", "interviewer": "phone"}
 # Visit statuses the service writes for a while only ("call back arranged"): a later status replaces them.
-INTERIM_VISIT_STATUSES = ("callback",)
+INTERIM_VISIT_STATUSES = (PushedVisitStatus.CALLBACK.value,)
 BACKOFF_CAP_S = 3600.0
 DATETIME_FORMATS = {
     "datetime_seconds_ymd": "%Y-%m-%d %H:%M:%S",
@@ -172,7 +172,7 @@ class PushQueue:
 
     def due(self, stmt: Select[Any], last_id: int, size: int) -> Select[Any]:
         model = self.model
-        stmt = stmt.where(model.sync_status == "pending", model.id > last_id)
+        stmt = stmt.where(model.sync_status == SyncStatus.PENDING, model.id > last_id)
         if not self.retry_now:
             stmt = stmt.where(or_(model.next_attempt_at.is_(None), model.next_attempt_at <= self.ctx.now))
         return stmt.order_by(model.id).limit(size)
@@ -188,7 +188,7 @@ class PushQueue:
             update(model)
             .where(model.id.in_(list(ids)))
             .values(
-                sync_status="pushed",
+                sync_status=SyncStatus.PUSHED,
                 pushed_at=self.ctx.now,
                 last_error=None,
                 next_attempt_at=None,
@@ -207,7 +207,7 @@ class PushQueue:
                 update(model)
                 .where(model.id == item_id)
                 .values(
-                    sync_status="failed",
+                    sync_status=SyncStatus.FAILED,
                     last_error=f"REDCap rejected this record: {message}"[:2000],
                     next_attempt_at=None,
                     sync_attempts=model.sync_attempts + 1,
@@ -222,7 +222,7 @@ class PushQueue:
             update(self.model)
             .where(self.model.id == item_id)
             .values(
-                sync_status="failed",
+                sync_status=SyncStatus.FAILED,
                 last_error=("not sent: does not fit REDCap's stored metadata: " + "; ".join(problems))[:2000],
                 next_attempt_at=None,
             )
@@ -243,7 +243,7 @@ class PushQueue:
         model = self.model
         rows = db.session.execute(
             select(model.id, model.sync_attempts).where(
-                model.id.in_(list(ids)), model.sync_status == "pending"
+                model.id.in_(list(ids)), model.sync_status == SyncStatus.PENDING
             )
         ).all()
         for item_id, attempts in rows:

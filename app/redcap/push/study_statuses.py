@@ -12,20 +12,21 @@ from sqlalchemy import select, update
 
 from app import audit
 from app.extensions import db
-from app.models import Participant
+from app.models import Participant, StudyStatus, SyncStatus
 from app.models.redcap_sync import PUSHED_STUDY_STATUSES, RedcapEnrollmentStatusPush
 from app.redcap.enrollment import status_code
 from app.redcap.push.queue import ACTOR, PushItem, PushQueue
 
 
 def queue_enrollment_status(
-    participant: Participant, status: str, now: datetime
+    participant: Participant, status: StudyStatus | str, now: datetime
 ) -> RedcapEnrollmentStatusPush:
     """Queue the ended study status for REDCap's enrollment form, in the caller's transaction."""
     if status not in PUSHED_STUDY_STATUSES:
         raise ValueError(
-            f"unknown study status for REDCap: {status!r} (one of {', '.join(PUSHED_STUDY_STATUSES)})"
+            f"unknown study status for REDCap: {str(status)!r} (one of {', '.join(PUSHED_STUDY_STATUSES)})"
         )
+    status = StudyStatus(status)
     if participant.id is None:
         db.session.flush()
     row = db.session.scalar(
@@ -35,7 +36,7 @@ def queue_enrollment_status(
         row = RedcapEnrollmentStatusPush(participant_id=participant.id, status=status)
         db.session.add(row)
     row.status = status
-    row.requeue(now)
+    row.queue_anew(now)
     return row
 
 
@@ -66,7 +67,7 @@ class EnrollmentStatusQueue(PushQueue):
             code = status_code(self.ctx.config, status)
             if not self.status_field or code is None:
                 self.mark_invalid(
-                    push_id, [f"no REDCap study status field or code configured for {status!r}"]
+                    push_id, [f"no REDCap study status field or code configured for {str(status)!r}"]
                 )
                 continue
             row = self.ctx.base_row(record_id, event)
@@ -132,7 +133,7 @@ class EnrollmentStatusQueue(PushQueue):
         db.session.execute(
             update(RedcapEnrollmentStatusPush)
             .where(RedcapEnrollmentStatusPush.id == item_id)
-            .values(sync_status="failed", next_attempt_at=None, last_error=message)
+            .values(sync_status=SyncStatus.FAILED, next_attempt_at=None, last_error=message)
         )
         self.audit_failure(item_id, "redcap.enrollment_status_kept")
 

@@ -11,20 +11,21 @@ from datetime import datetime
 from sqlalchemy import or_, select, update
 
 from app.extensions import db
-from app.models import Participant, Visit
+from app.models import Participant, PushedVisitStatus, SyncStatus, Visit, VisitStatus
 from app.models.redcap_sync import PUSHED_VISIT_STATUSES, RedcapStatusPush
 from app.redcap.push.queue import INTERIM_VISIT_STATUSES, PushItem, PushQueue
 
 
-def queue_status_push(visit: Visit, status: str, now: datetime) -> RedcapStatusPush:
+def queue_status_push(visit: Visit, status: PushedVisitStatus | str, now: datetime) -> RedcapStatusPush:
     """Queue the visit's status (completed, missed, opted_out, withdrawn) for REDCap's contact instrument.
 
     Adds to the caller's transaction, so the status is queued exactly when the visit change commits.
     """
     if status not in PUSHED_VISIT_STATUSES:
         raise ValueError(
-            f"unknown visit status for REDCap: {status!r} (one of {', '.join(PUSHED_VISIT_STATUSES)})"
+            f"unknown visit status for REDCap: {str(status)!r} (one of {', '.join(PUSHED_VISIT_STATUSES)})"
         )
+    status = PushedVisitStatus(status)
     if visit.id is None:
         db.session.flush()
     row = db.session.scalar(select(RedcapStatusPush).where(RedcapStatusPush.visit_id == visit.id))
@@ -32,10 +33,10 @@ def queue_status_push(visit: Visit, status: str, now: datetime) -> RedcapStatusP
         row = RedcapStatusPush(visit_id=visit.id, status=status, queued_at=now, next_attempt_at=now)
         db.session.add(row)
         return row
-    if row.status == status and row.sync_status in ("pending", "pushed"):
+    if row.status == status and row.sync_status in (SyncStatus.PENDING, SyncStatus.PUSHED):
         return row
     row.status = status
-    row.requeue(now)
+    row.queue_anew(now)
     return row
 
 
@@ -79,7 +80,7 @@ class StatusQueue(PushQueue):
                 update(RedcapStatusPush)
                 .where(RedcapStatusPush.id == item.id)
                 .values(
-                    sync_status="failed",
+                    sync_status=SyncStatus.FAILED,
                     next_attempt_at=None,
                     last_error=(
                         f"not pushed: REDCap already holds visit status code {current!r} for this visit "
@@ -115,7 +116,7 @@ class StatusQueue(PushQueue):
             status_field = (self.ctx.config.get("REDCAP_CONTACT_FIELDS") or {}).get("visit_status")
             if not status_field or status_field not in values:
                 self.mark_invalid(
-                    push_id, [f"no REDCap contact field or code configured for status {status!r}"]
+                    push_id, [f"no REDCap contact field or code configured for status {str(status)!r}"]
                 )
                 continue
             row = self.ctx.base_row(record_id, event)
@@ -139,7 +140,7 @@ def enqueue_missed_visits(now: datetime, limit: int = 1000) -> int:
             .join(Participant, Visit.participant_id == Participant.id)
             .outerjoin(RedcapStatusPush, RedcapStatusPush.visit_id == Visit.id)
             .where(
-                Visit.status == "missed",
+                Visit.status == VisitStatus.MISSED,
                 or_(RedcapStatusPush.id.is_(None), RedcapStatusPush.status.in_(INTERIM_VISIT_STATUSES)),
             )
             .order_by(Visit.id)
@@ -154,7 +155,7 @@ def enqueue_missed_visits(now: datetime, limit: int = 1000) -> int:
             )
         }
         for visit_id, opted_out in rows:
-            status = "opted_out" if opted_out else "missed"
+            status = PushedVisitStatus.OPTED_OUT if opted_out else PushedVisitStatus.MISSED
             push = interim.get(visit_id)
             if push is None:
                 db.session.add(
@@ -162,6 +163,6 @@ def enqueue_missed_visits(now: datetime, limit: int = 1000) -> int:
                 )
                 continue
             push.status = status
-            push.requeue(now)
+            push.queue_anew(now)
         db.session.flush()
         queued += len(rows)

@@ -126,6 +126,26 @@ def test_import_anyway_rechecks_redcap_and_refuses_when_it_changed(truth_app, re
         assert db.session.query(AuditEntry).filter_by(action="submission.conflict_import").count() == 1
 
 
+def test_import_anyway_requeues_due_now_and_keeps_the_attempts(truth_app, redcap):
+    app = truth_app()
+    with app.app_context():
+        participant = scheduled("4251")
+        submission = submitted(participant)
+        submission.sync_attempts = 2  # deferred twice by REDCap outages before the conflict was found
+        redcap.state.seed_records([staff_questionnaire("4251", fu_mmrc="4")])
+        check_batch([submission], utcnow())
+        db.session.commit()
+        assert (submission.sync_status, submission.next_attempt_at) == ("conflict", None)
+
+        now = utcnow()
+        import_anyway(submission, submission.redcap_snapshot["hash"], actor="coord@example.org", now=now)
+        db.session.expire_all()
+        submission = db.session.get(Submission, submission.id)
+        assert (submission.sync_status, submission.sync_attempts) == ("pending", 2)
+        assert submission.next_attempt_at == now and submission.last_error is None
+        assert submission.pushed_at is None
+
+
 def test_import_decision_lapses_if_redcap_changes_before_the_push(truth_app, redcap):
     app = truth_app()
     with app.app_context():
