@@ -35,8 +35,7 @@ from app.sms.transmit import RETRY_LATER, transmit
 
 log = logging.getLogger(__name__)
 
-LATE = timedelta(minutes=15)
-# A text sent later than this after its due time was "caught up".
+LATE = timedelta(minutes=15)  # a text sent later than this after its due time was "caught up"
 IDLE_SENDER_POLL = 0.1  # seconds between an idle sender's looks at whether the rate needs it now
 # Rows one sender thread claims at a time: fewer claim transactions, still a short wait for the rest.
 CLAIM_BATCH = 8
@@ -122,8 +121,10 @@ def send_due(now: datetime, stop: threading.Event | None = None) -> dict[str, in
             session = db.session()
             session.expire_on_commit = False
             try:
-                while (stop is None or not stop.is_set()) and not carriers.halted():
-                    halts = carriers.halts_recorded()
+                while True:
+                    halts = carriers.halts_recorded()  # before the read: a halt after it is seen below
+                    if (stop is not None and stop.is_set()) or carriers.halted():
+                        return
                     if index >= concurrency.wanted(app.config):  # not needed at this latency (yet)
                         if drained.wait(IDLE_SENDER_POLL):
                             return
