@@ -19,6 +19,8 @@ from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
 
+from app.sqlite_writes import SerializedWritesConnection
+
 _View = TypeVar("_View", bound=Callable[..., Any])
 
 # Named constraints, so Alembic migrations are the same on SQLite and PostgreSQL.
@@ -60,6 +62,20 @@ def _skip_unlimited_views() -> bool:
     """True for a view marked with `unlimited_view`: no limit applies to it, so none is looked up."""
     view = current_app.view_functions.get(request.endpoint or "")
     return bool(getattr(view, "no_rate_limits", False))
+
+
+@event.listens_for(Engine, "do_connect")
+def _sqlite_serialized_writes(dialect: Any, conn_rec: Any, cargs: Any, cparams: dict[str, Any]) -> None:
+    """SQLite connections queue their write transactions on a per-process lock (app.sqlite_writes)."""
+    if dialect.name == "sqlite":
+        cparams.setdefault("factory", SerializedWritesConnection)
+
+
+@event.listens_for(Engine, "before_cursor_execute")
+def _sqlite_write_turn(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+    dbapi = cursor.connection
+    if isinstance(dbapi, SerializedWritesConnection):
+        dbapi.before_statement(statement)
 
 
 @event.listens_for(Engine, "connect")

@@ -1,26 +1,25 @@
 """Benchmark: the SMS engine's send rate against a slow provider, and the cost of a planning pass.
 
 Method (printed with the figures):
-1. Send: a SQLite database with 2,000 participants whose week-4 visit is open and whose first
-   reminder is due. One plan pass, then one send pass, to the local Twilio-compatible server
-   running as its own process with 50 ms, then 300 ms latency per request (one pass each, in one
-   process), SMS_RATE_PER_SECOND=100 and every other setting at its default (the number in flight
-   follows from the rate and the observed latency, app.sms.concurrency).
-   Achieved rate = texts accepted / wall time of the send pass; target >= 95 %
-   of the configured rate. Baseline, side by side: the plain twilio client sending one text after
+1. Send, for each backend (twilio, aliyun, tencent): a SQLite database with 2,000 participants whose
+   week-4 visit is open and whose first reminder is due. One plan pass, then one send pass, to the
+   backend's local server (devservers/) running as its own process with 50 ms, then 300 ms latency
+   per request (one pass each, in one process), SMS_RATE_PER_SECOND=100 and every other setting at
+   its default (the number in flight follows from the rate and the observed latency,
+   app.sms.concurrency). Achieved rate = texts accepted / wall time of the send pass; target >= 95 %
+   of the configured rate. Baseline, side by side: the backend's own SDK client sending one text after
    another to the same server (no outbox, no rate limit), which is what latency alone allows.
 2. Plan: one planning pass over 100,000 and over 1,000,000 scheduled visits of which 10,000 are open
    and due (SQLite file, bulk inserts), wall time and peak Python memory (tracemalloc, a second run).
    Baseline: a naive pass that computes the reminder times of every scheduled visit.
 
-Run: .venv/bin/python bench/bench_sms.py [--send 2000] [--latencies-ms 50,300] [--sizes 100000,1000000]
+Run: .venv/bin/python bench/bench_sms.py [--send 2000] [--latencies-ms 50,300]
+     [--backends twilio,aliyun,tencent] [--sizes 100000,1000000]
 """
 
 from __future__ import annotations
 
 import argparse
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,40 +28,14 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import requests
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
-ACCOUNT_SID = "ACa1b2c3d4e5f60718293a4b5c6d7e8f90"  # devservers' fictitious default account
-AUTH_TOKEN = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+import sms_backends  # noqa: E402  (bench/, after the path is set)
+
 ZONE = "Asia/Shanghai"
 NOW = datetime.combine(date.today(), datetime.min.time(), UTC).replace(hour=4)  # 12:00 in Shanghai
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_twilio(latency_ms: int) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "devservers.twilio_api", "--port", str(port), "--no-callbacks"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            requests.post(f"{url}/_control", json={"latency_ms": latency_ms}, timeout=1).raise_for_status()
-            return proc, url
-        except requests.RequestException:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("the local Twilio server did not start")
 
 
 DATABASE_URL: str | None = None  # --database-url: PostgreSQL for the send figure
@@ -149,32 +122,30 @@ def build(app, scheduled: int, due: int, due_days: range) -> float:
     return time.monotonic() - started
 
 
-def bench_send(count: int, rate: float, latency_ms: int, in_flight: int | None) -> float:
-    """One send pass of `count` due texts; returns achieved / configured rate."""
+def bench_send(
+    backend: str, count: int, rate: float, latency_ms: int, in_flight: int | None
+) -> tuple[float, float]:
+    """One send pass of `count` due texts; returns achieved / configured rate and the baseline's rate."""
     from sqlalchemy import func, select
 
     from app.extensions import db
     from app.models import OutboundMessage
+    from app.sms import concurrency
     from app.sms.planner import plan_due
     from app.sms.sender import send_due
 
-    proc, url = start_twilio(latency_ms)
+    concurrency._meters.clear()  # each pass learns its latency afresh, as a new process would
+    proc, url = sms_backends.start_server(backend, latency_ms)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             app = make_app(
                 Path(tmp) / "send.db",
-                SMS_BACKEND="twilio",
-                TWILIO_ACCOUNT_SID=ACCOUNT_SID,
-                TWILIO_AUTH_TOKEN=AUTH_TOKEN,
-                TWILIO_FROM_NUMBER="+15550100",
-                TWILIO_API_URL=url,
+                **sms_backends.settings(backend, url),
                 SMS_RATE_PER_SECOND=str(rate),
                 SMS_MAX_IN_FLIGHT=str(in_flight) if in_flight else "",
                 DATABASE_URL=DATABASE_URL or "",
             )
             build(app, 2 * count, count, range(26, 27))
-            from app.sms import concurrency
-
             with app.app_context():
                 planned = plan_due(NOW).planned
                 started = time.monotonic()
@@ -187,36 +158,25 @@ def bench_send(count: int, rate: float, latency_ms: int, in_flight: int | None) 
                     .select_from(OutboundMessage)
                     .where(OutboundMessage.provider_sid.is_not(None))
                 )
-            control = requests.get(f"{url}/_control", timeout=5).json()
+        at_server, most = sms_backends.counters(url)
         achieved = accepted / elapsed
         print(
-            f"send ({'PostgreSQL' if DATABASE_URL else 'SQLite'}): planned {planned}, "
-            f"sent {summary['sent']}, accepted by the server {control['messages']}"
+            f"send {backend} ({'PostgreSQL' if DATABASE_URL else 'SQLite'}): planned {planned}, "
+            f"sent {summary['sent']}, accepted by the server {at_server}"
         )
+        peak = f"; most in any second at the server: {most}" if most is not None else ""
         print(
-            f"send: {accepted} texts in {elapsed:.1f} s = {achieved:.1f}/s against {rate:.0f}/s configured "
-            f"({100 * achieved / rate:.1f} %), latency {latency_ms} ms, {sized}; "
-            f"most in any second at the server: {control['max_creates_per_second']}"
+            f"send {backend}: {accepted} texts in {elapsed:.1f} s = {achieved:.1f}/s against {rate:.0f}/s "
+            f"configured ({100 * achieved / rate:.1f} %), latency {latency_ms} ms, {sized}{peak}"
         )
-        # Baseline: the bare client, one request after another, no database, no rate limit.
-        from twilio.rest import Client
-
-        from app.sms.providers.twilio import RebasedTwilioHttpClient
-
-        client = Client(ACCOUNT_SID, AUTH_TOKEN, http_client=RebasedTwilioHttpClient(url, timeout=10))
-        n = 200
-        started = time.monotonic()
-        for i in range(n):
-            client.messages.create(to=f"+86138001{38000 + i % 1000}", from_="+15550100", body="baseline")
-        base = n / (time.monotonic() - started)
+        base = sms_backends.baseline(backend, url)
         print(
-            f"baseline: the bare twilio client, sequential: {base:.1f}/s ({n} texts)"
-            " - what latency alone allows"
+            f"baseline {backend}: the bare SDK client, sequential: {base:.1f}/s - what latency alone allows"
         )
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-    return achieved / rate
+    return achieved / rate, base
 
 
 def bench_plan(sizes: list[int], due: int) -> None:
@@ -267,6 +227,7 @@ def main() -> None:
     parser.add_argument("--send", type=int, default=2_000)
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--latencies-ms", default="50,300", help="one send pass per server latency")
+    parser.add_argument("--backends", default=",".join(sms_backends.BACKENDS), help="twilio,aliyun,tencent")
     parser.add_argument("--in-flight", type=int, help="SMS_MAX_IN_FLIGHT (default: the setting's default)")
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--due", type=int, default=10_000)
@@ -275,14 +236,17 @@ def main() -> None:
     global DATABASE_URL
     DATABASE_URL = args.database_url
     if args.send:
-        ratios = {
-            ms: bench_send(args.send, args.rate, int(ms), args.in_flight)
+        results = {
+            (backend, ms): bench_send(backend, args.send, args.rate, int(ms), args.in_flight)
+            for backend in args.backends.split(",")
             for ms in args.latencies_ms.split(",")
         }
-        for ms, ratio in ratios.items():
+        print(f"{'backend':8} {'latency':>8} {'achieved/configured':>20} {'bare SDK, sequential':>21}")
+        for (backend, ms), (ratio, base) in results.items():
             verdict = "ok" if ratio >= 0.95 else "MISSED"
             print(
-                f"send at {ms} ms: {100 * ratio:.1f} % of the configured rate  (target >= 95 %)  -> {verdict}"
+                f"{backend:8} {ms + ' ms':>8} {100 * ratio:19.1f} % {base:19.1f}/s"
+                f"  (target >= 95 %) -> {verdict}"
             )
     sizes = [int(s) for s in args.sizes.split(",") if s]
     if sizes:

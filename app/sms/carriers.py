@@ -58,6 +58,14 @@ def halt_state() -> dict[str, Any] | None:
     return value
 
 
+_halts_recorded = 0  # halts this process has written: a sender re-reads the halt mid-batch only after one
+
+
+def halts_recorded() -> int:
+    """How many halts this process has recorded so far (a cheap hint; the database is the truth)."""
+    return _halts_recorded
+
+
 def halted() -> bool:
     """Whether sending is stopped by a provider error that every text would hit."""
     return halt_state() is not None
@@ -90,6 +98,8 @@ def halt(err: ProviderError, now: datetime) -> None:
         if row.value and row.value.get("fingerprint") == value["fingerprint"]:
             return  # already halted for these settings: logged once
         row.value = value
+    global _halts_recorded
+    _halts_recorded += 1
     log.error(
         "SMS sending stopped: %s error %s (%s). Fix the template/signature/credentials in the provider's "
         "console or SMS_TEMPLATES, then restart or run `flask sms resume`",

@@ -35,10 +35,10 @@ from app.sms.transmit import RETRY_LATER, transmit
 
 log = logging.getLogger(__name__)
 
-LATE = timedelta(minutes=15)
-# Rows one sender thread claims at a time: fewer claim transactions, still a short wait for the rest.
+LATE = timedelta(minutes=15)  # a text sent later than this after its due time was "caught up"
 IDLE_SENDER_POLL = 0.1  # seconds between an idle sender's looks at whether the rate needs it now
-CLAIM_BATCH = 4  # a text sent later than this after its due time was "caught up"
+# Rows one sender thread claims at a time: fewer claim transactions, still a short wait for the rest.
+CLAIM_BATCH = 8
 
 
 def prepare(msg: OutboundMessage, now: datetime) -> Decision | Message:
@@ -69,8 +69,14 @@ def prepare(msg: OutboundMessage, now: datetime) -> Decision | Message:
     return message
 
 
-def process(msg_id: int, worker: str, provider: SmsProvider, now: datetime) -> str:
-    """Take one claimed row from check to provider; returns what happened to it."""
+def process(
+    msg_id: int, worker: str, provider: SmsProvider, now: datetime, *, check_halt: bool = True
+) -> str:
+    """Take one claimed row from check to provider; returns what happened to it.
+
+    `check_halt=False`: the caller has just read that sending is not halted and no halt was recorded
+    since, so the per-text read of the halt is skipped.
+    """
     msg = db.session.scalar(
         select(OutboundMessage)
         .where(OutboundMessage.id == msg_id)
@@ -81,7 +87,7 @@ def process(msg_id: int, worker: str, provider: SmsProvider, now: datetime) -> s
     )
     if msg is None or msg.status != "sending" or msg.claimed_by != worker:
         return "lost"
-    if carriers.halted():
+    if check_halt and carriers.halted():
         return carriers.release_halted(msg)
     prepared = prepare(msg, now)
     if isinstance(prepared, Decision):
@@ -110,8 +116,15 @@ def send_due(now: datetime, stop: threading.Event | None = None) -> dict[str, in
         with app.app_context():
             provider = get_provider()
             me = worker_id(index)
+            # This thread's own session: a commit need not expire what it wrote (each text is read
+            # afresh below, its participant and visit with it), which saves a reload per commit.
+            session = db.session()
+            session.expire_on_commit = False
             try:
-                while (stop is None or not stop.is_set()) and not carriers.halted():
+                while True:
+                    halts = carriers.halts_recorded()  # before the read: a halt after it is seen below
+                    if (stop is not None and stop.is_set()) or carriers.halted():
+                        return
                     if index >= concurrency.wanted(app.config):  # not needed at this latency (yet)
                         if drained.wait(IDLE_SENDER_POLL):
                             return
@@ -122,9 +135,11 @@ def send_due(now: datetime, stop: threading.Event | None = None) -> dict[str, in
                         return
                     for msg_id in ids:
                         current = now + timedelta(seconds=time.monotonic() - started)
+                        session.expunge_all()  # nothing of the last text is trusted for this one
+                        recheck = carriers.halts_recorded() != halts
                         try:
                             with concurrency.timed(app.config["SMS_BACKEND"]):
-                                outcome = process(msg_id, me, provider, current)
+                                outcome = process(msg_id, me, provider, current, check_halt=recheck)
                         except Exception:
                             db.session.rollback()
                             log.exception("message %s: send failed unexpectedly; left for reconcile", msg_id)
