@@ -64,6 +64,9 @@ def refuse_oversized_body() -> None:
     A view may name a larger bound of its own (`view.max_content_length`, e.g. an SMS provider's
     batch push of thousands of receipts); it applies to that route only.
     """
+    environ = request.environ
+    if environ.get("CONTENT_LENGTH", "") in ("", "0") and "HTTP_TRANSFER_ENCODING" not in environ:
+        return  # no body at all (every page view): nothing to measure, nothing will be parsed
     view = current_app.view_functions.get(request.endpoint or "")
     own = getattr(view, "max_content_length", None)
     if own:
