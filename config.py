@@ -85,7 +85,7 @@ class Config:
         self.REDCAP_API_TOKEN = env.str("REDCAP_API_TOKEN")
         self.REDCAP_PROJECT_ID = env.str("REDCAP_PROJECT_ID")
         self.REDCAP_TIMEOUT = env.float("REDCAP_TIMEOUT", 30.0, minimum=0.1)
-        self.REDCAP_BATCH_SIZE = env.int("REDCAP_BATCH_SIZE", 100, minimum=1, maximum=10000)
+        self.REDCAP_BATCH_SIZE = env.int("REDCAP_BATCH_SIZE", 250, minimum=1, maximum=10000)
         self.REDCAP_MAX_CALLS_PER_SECOND = env.float("REDCAP_MAX_CALLS_PER_SECOND", 5.0, minimum=0.01)
         self.REDCAP_DET_SECRET = env.str("REDCAP_DET_SECRET")
         self.REDCAP_ENROLLMENT_EVENT = env.str("REDCAP_ENROLLMENT_EVENT", "baseline_arm_1")
@@ -179,6 +179,10 @@ class Config:
         self.SMS_LINK_MODE = (env.str("SMS_LINK_MODE", "path") or "path").lower()
         if self.SMS_LINK_MODE not in {"path", "entry"}:
             raise ConfigError(f"SMS_LINK_MODE: must be 'path' or 'entry', got {self.SMS_LINK_MODE!r}")
+        from app.sms.kinds import param_length_problem  # Tencent's per-variable limit vs what we send
+
+        if problem := param_length_problem(vars(self)):
+            raise ConfigError(problem)
         # Calls to one visit after which the call list stops offering more (app.participants.calls).
         self.CALL_MAX_ATTEMPTS = env.int("CALL_MAX_ATTEMPTS", 5, minimum=1, maximum=50)
 
@@ -302,6 +306,8 @@ class Config:
             env.str("TENCENT_SMS_ENDPOINT", "https://sms.tencentcloudapi.com") or ""
         ).rstrip("/")
         self.TENCENT_SMS_TIMEOUT = env.float("TENCENT_SMS_TIMEOUT", 15.0, minimum=0.1)
+        self.TENCENT_SMS_STATUS_LAG = env.float("TENCENT_SMS_STATUS_LAG", 600.0)
+        self.TENCENT_SMS_PARAM_MAX_CHARS = env.int("TENCENT_SMS_PARAM_MAX_CHARS", 0, minimum=0)
         problem = check_templates(self.SMS_BACKEND, self.SMS_TEMPLATES)
         if problem:
             raise ConfigError(problem)

@@ -26,11 +26,18 @@ from config import Config, ConfigError, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
-__all__ = ["ConfigError", "create_app"]
+__all__ = ["ConfigError", "create_app", "finish_app"]
+
+FINISHED = "followup.finished"  # app.extensions key: finish_app has run
 
 
-def create_app(config: Config | str | None = None) -> Flask:
-    """Build the app from a Config object, an environment name, or FOLLOWUP_ENV."""
+def create_app(config: Config | str | None = None, *, commands_only: bool = False) -> Flask:
+    """Build the app from a Config object, an environment name, or FOLLOWUP_ENV.
+
+    `commands_only` is for `flask` looking its commands up (`--help`, a command's name): the settings
+    are read and checked and the commands registered, nothing more; the command that then runs calls
+    `finish_app` first (app/cli/lazy.py). Everyone else gets the whole app, start-up checks included.
+    """
     if not isinstance(config, Config):
         config = load_config(config)
     config.ensure_secret_key()
@@ -44,13 +51,30 @@ def create_app(config: Config | str | None = None) -> Flask:
     app.config["FOLLOWUP_ENV"] = config.ENV_NAME
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     configure_logging(app)
+    register_commands(app)
+    if commands_only:
+        from app.cli.lazy import PENDING
+
+        app.extensions[PENDING] = finish_app  # run by the first command, after its arguments are parsed
+    else:
+        finish_app(app)
+    return app
+
+
+def finish_app(app: Flask) -> Flask:
+    """Everything beyond the settings and the commands, once per app; raises ConfigError on a bad text.
+
+    Kept apart so `flask … --help` need not import the database layer, the models and the views.
+    """
+    if app.extensions.get(FINISHED):
+        return app
     register_extensions(app)
     check_sms_texts(app)
     register_security(app)
     register_blueprints(app)
     register_errorhandlers(app)
-    register_commands(app)
     register_send_checks()
+    app.extensions[FINISHED] = True
     return app
 
 

@@ -1,20 +1,30 @@
-"""The local Aliyun server's pushes: receipts when due, replies on demand, each retried a few times."""
+"""The local Aliyun server's pushes: receipts when due, replies on demand, each retried a few times.
+
+`Pusher` carries them (one thread, bounded retries); `ReceiptsAndReplies`, split from `aliyun_state` along
+the line of what happens after a text is accepted, decides what they say. `AliyunState` mixes it in, as
+`TencentState` and `TwilioState` mix in their callbacks.
+"""
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import json
 import logging
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 import requests
 
-from devservers.aliyun_protocol import CallbackAttempt
+from devservers.aliyun_protocol import (
+    SEND_DELIVERED,
+    SEND_FAILED,
+    SEND_WAITING,
+    CallbackAttempt,
+    china_time,
+    normalise_mobile,
+)
+from devservers.worker import DueJobs
 
 log = logging.getLogger("devservers.aliyun_sms")
 REPORT_BATCH = 100  # receipts per push; Aliyun batches too
@@ -37,15 +47,15 @@ class Pusher:
         self.attempts, self.retry_delay, self.timeout = attempts, retry_delay, timeout
         self.closing = threading.Event()
         self._changed = threading.Condition(threading.RLock())
-        self._seq = itertools.count(1)
-        self._worker: threading.Thread | None = None
-        self._busy = 0
+        self._jobs: DueJobs[tuple[Any, ...]] = DueJobs(
+            self._changed, self.closing, self._take, name="aliyun-pushes", log=log, failure="push failed: %s"
+        )
         self.reset()
 
     def reset(self) -> None:
         """Forget pending jobs and the push log."""
         with self._changed:
-            self._heap: list[tuple[float, int, tuple[Any, ...]]] = []
+            self._jobs.clear()  # a push already running finishes
             self._log: list[CallbackAttempt] = []
             self.counts: Counter[str] = Counter()
             self._changed.notify_all()
@@ -57,12 +67,11 @@ class Pusher:
 
     @property
     def pending(self) -> int:
-        with self._changed:
-            return len(self._heap)
+        return self._jobs.pending
 
     def schedule_report(self, delay: float, seq: int) -> None:
         """Text `seq` reaches its outcome after `delay` seconds."""
-        self._schedule(time.monotonic() + delay, ("report", seq))
+        self._jobs.schedule(delay, ("report", seq))
 
     def push_now(self, kind: str, url: str, payload: list[dict[str, Any]]) -> list[CallbackAttempt]:
         """Push in the caller's thread, retrying until accepted or out of attempts; return the attempts."""
@@ -82,57 +91,24 @@ class Pusher:
 
     def wait_idle(self, timeout: float = 5.0) -> None:
         """Block until no receipt or push is pending or running."""
-        with self._changed:
-            if not self._changed.wait_for(lambda: not self._heap and not self._busy, timeout):
-                raise TimeoutError("receipts still pending")
+        self._jobs.wait_idle(timeout, "receipts still pending")
 
     def close(self) -> None:
-        with self._changed:
-            self.closing.set()
-            self._changed.notify_all()
-            worker = self._worker
-        if worker is not None and worker is not threading.current_thread():
-            worker.join(timeout=5)
+        """Stop the push thread and wake everything waiting on `closing`."""
+        self._jobs.close()
 
-    def _schedule(self, due: float, job: tuple[Any, ...]) -> None:
-        with self._changed:
-            heapq.heappush(self._heap, (due, next(self._seq), job))
-            if self._worker is None or not self._worker.is_alive():
-                self.closing.clear()
-                self._worker = threading.Thread(target=self._run, name="aliyun-pushes", daemon=True)
-                self._worker.start()
-            self._changed.notify_all()
-
-    def _due(self) -> bool:
-        return bool(self._heap) and self._heap[0][0] <= time.monotonic()
-
-    def _run(self) -> None:
-        while True:
-            with self._changed:
-                while not self.closing.is_set() and not self._due():
-                    self._changed.wait(self._heap[0][0] - time.monotonic() if self._heap else None)
-                if self.closing.is_set():
-                    return
-                jobs = [heapq.heappop(self._heap)[2]]
-                while jobs[0][0] == "report" and self._due() and self._heap[0][2][0] == "report":
-                    jobs.append(heapq.heappop(self._heap)[2])  # one push carries every receipt due
-                self._busy += 1
-            try:
-                if jobs[0][0] == "report":
-                    self.run_reports([job[1] for job in jobs])
-                else:
-                    self._push_with_retry(*jobs[0][1:])
-            except Exception as exc:  # a fake must never die quietly mid-test
-                log.exception("push failed: %s", type(exc).__name__)
-            finally:
-                with self._changed:
-                    self._busy -= 1
-                    self._changed.notify_all()
+    def _take(self) -> Callable[[], None]:
+        """The next due job, for the push thread; one push carries every receipt due (lock held)."""
+        jobs = [self._jobs.pop()]
+        while jobs[0][0] == "report" and self._jobs.due() and self._jobs.peek()[0] == "report":
+            jobs.append(self._jobs.pop())
+        if jobs[0][0] == "report":
+            return lambda: self.run_reports([job[1] for job in jobs])
+        return lambda: self._push_with_retry(*jobs[0][1:])
 
     def _push_with_retry(self, kind: str, url: str, payload: list[dict[str, Any]], attempt: int) -> None:
         if not self._post(kind, url, payload, attempt).accepted and attempt < self.attempts:
-            due = time.monotonic() + self.retry_delay * attempt
-            self._schedule(due, ("post", kind, url, payload, attempt + 1))
+            self._jobs.schedule(self.retry_delay * attempt, ("post", kind, url, payload, attempt + 1))
 
     def _post(self, kind: str, url: str, payload: list[dict[str, Any]], attempt: int) -> CallbackAttempt:
         """One POST of a JSON array; accepted only on HTTP 200 with `{"code": 0, ...}`."""
@@ -160,3 +136,57 @@ class Pusher:
                 "%s push attempt %d not accepted (%s)", kind, attempt, record.status_code or record.error
             )
         return record
+
+
+class ReceiptsAndReplies:
+    """Receipts and replies of the Aliyun fake; expects the attributes `AliyunState` sets."""
+
+    def report_now(self, biz_id: str) -> None:
+        """Deliver (or fail) every waiting text of `biz_id` now and push its receipt."""
+        with self._lock:
+            seqs = [m.seq for m in self._sent if m.biz_id == biz_id and m.status == SEND_WAITING]
+        self.pusher.run_reports(seqs)
+
+    def simulate_reply(
+        self,
+        phone: str,
+        content: str,
+        *,
+        sign_name: str | None = None,
+        dest_code: str = "",
+        url: str | None = None,
+    ) -> list[CallbackAttempt]:
+        """A participant answers: push an `SmsUp` to the up URL, retried; return the attempts."""
+        number = normalise_mobile(phone) or phone
+        with self._lock:
+            target = url or self.up_url
+            last = next((m for m in reversed(self._sent) if m.phone == number), None)
+            sign = sign_name or (last.sign_name if last else min(self.sign_names, default=""))
+            payload = [
+                {
+                    "phone_number": number,
+                    "send_time": china_time(self.clock()),
+                    "content": content,
+                    "sign_name": sign,
+                    "dest_code": dest_code,
+                    "sequence_id": next(self._seq),
+                }
+            ]
+        if not target:
+            raise ValueError("no up URL configured")
+        return self.pusher.push_now("SmsUp", target, payload)
+
+    def _reports(self, seqs: list[int]) -> list[dict[str, Any]]:
+        """Texts `seqs` reach their outcome now; their receipts (none while callbacks are off)."""
+        with self._lock:
+            wanted = set(seqs)
+            texts = [m for m in self._sent if m.seq in wanted and m.status == SEND_WAITING]
+            now = self.clock().replace(microsecond=0)
+            for text in texts:
+                delivered = text.outcome.status == "delivered"
+                text.status = SEND_DELIVERED if delivered else SEND_FAILED
+                text.err_code = (
+                    "DELIVERED" if delivered else (text.outcome.err_code or "MOBILE_NOT_ON_SERVICE")
+                )
+                text.receive_date = max(now, text.send_date)
+            return [t.report() for t in texts] if self.callbacks_enabled else []

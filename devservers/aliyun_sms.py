@@ -9,17 +9,12 @@ Privacy rule: nothing here logs a phone number or a text; numbers are masked to 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
-import re
-import signal
-import socket
 import sys
-import threading
 from collections.abc import Iterable
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, jsonify, request
 
 from devservers.aliyun_protocol import (  # re-exported: callers import these from here
     DEFAULT_ACCESS_KEY_ID,
@@ -35,7 +30,7 @@ from devservers.aliyun_protocol import (  # re-exported: callers import these fr
     new_request_id,
 )
 from devservers.aliyun_state import AliyunState
-from devservers.twilio_api import redact_access_logs
+from devservers.control import add_latency, hang_up, redact_access_logs, register_control_switches
 
 __all__ = [
     "DEFAULT_ACCESS_KEY_ID",
@@ -52,34 +47,13 @@ __all__ = [
 log = logging.getLogger("devservers.aliyun_sms")
 
 
-class _RedactRequestLines(logging.Filter):
-    """Access-log lines carry `?PhoneNumbers=…&TemplateParam={"…"}`: cut the whole query up to ` HTTP/`."""
-
-    _query = re.compile(r"\?.*?(?= HTTP/)")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if "?" in message:
-            record.msg, record.args = self._query.sub("?…", message), ()
-        return True
-
-
 def redact_request_lines() -> None:
-    """Install the redaction on werkzeug's access log, once (the Twilio one stops at the first quote)."""
+    """Install the redactions on werkzeug's access log, once (the Twilio one stops at the first quote).
+
+    Access-log lines carry `?PhoneNumbers=…&TemplateParam={"…"}`: cut the whole query up to ` HTTP/`.
+    """
     redact_access_logs()
-    logger = logging.getLogger("werkzeug")
-    if not any(isinstance(f, _RedactRequestLines) for f in logger.filters):
-        logger.addFilter(_RedactRequestLines())
-
-
-def _hang_up(state: AliyunState) -> Response:
-    """The "timeout" fault: say nothing for longer than any sane client waits, then drop the line."""
-    state._closing.wait(state.hang_seconds)
-    sock = request.environ.get("werkzeug.socket")
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
-    return Response(status=504)
+    redact_access_logs(r"\?.*?(?= HTTP/)")
 
 
 def register_api_routes(app: Flask, state: AliyunState) -> None:
@@ -87,8 +61,7 @@ def register_api_routes(app: Flask, state: AliyunState) -> None:
 
     @app.route("/", methods=["GET", "POST"])
     def rpc():
-        if state.latency:
-            state._closing.wait(state.latency)
+        add_latency(state._closing, state.latency)
         key_id, action = state.verify(
             request.method,
             request.path,
@@ -101,14 +74,14 @@ def register_api_routes(app: Flask, state: AliyunState) -> None:
         fault = state.take_fault(action)
         if fault in ("timeout", "500", "503", "throttling"):
             if fault == "timeout":
-                return _hang_up(state)
+                return hang_up(state._closing, state.hang_seconds)
             raise AliyunError(FAULT_KINDS[fault])  # type: ignore[arg-type]
         if action == "SendSms":
             body = state.send_sms(key_id, params)
         else:
             body = state.query_send_details(key_id, params)
         if fault == "accepted-timeout":
-            return _hang_up(state)
+            return hang_up(state._closing, state.hang_seconds)
         if fault == "accepted-500":
             raise AliyunError("InternalError")
         return json_response(body, 200, body["RequestId"])
@@ -116,18 +89,7 @@ def register_api_routes(app: Flask, state: AliyunState) -> None:
 
 def register_control_routes(app: Flask, state: AliyunState) -> None:
     """`/_control`: switches and counters over HTTP; `/_control/reply` makes a participant answer."""
-
-    @app.get("/_control")
-    def counters():
-        return jsonify(state.counters())
-
-    @app.post("/_control")
-    def configure():
-        try:
-            state.configure(request.get_json(force=True) or {})
-        except (ValueError, TypeError) as exc:
-            return jsonify(error=str(exc)), 400
-        return jsonify(state.counters())
+    register_control_switches(app, state)
 
     @app.post("/_control/reply")
     def reply():
@@ -215,7 +177,7 @@ def _parse_args(argv: Iterable[str] | None) -> argparse.Namespace:
 
 def main(argv: Iterable[str] | None = None) -> None:
     """CLI: serve the fake on 127.0.0.1 until interrupted."""
-    from devservers.runner import serve_in_thread
+    from devservers.runner import serve_in_thread, serve_until_stopped
 
     args = _parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(name)s %(message)s")
@@ -242,16 +204,7 @@ def main(argv: Iterable[str] | None = None) -> None:
         args.access_key_id,
         ",".join(sorted(state.templates)),
     )
-    stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())  # `make run` stops us with SIGTERM
-    try:
-        while handle.thread.is_alive() and not stopping.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
-    finally:
-        state.close()
-        handle.stop()
+    serve_until_stopped(handle, state.close)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import itertools
 import logging
 import secrets
 import threading
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -23,9 +23,6 @@ from devservers.aliyun_protocol import (
     FAULT_KINDS,
     LIMIT_WINDOWS,
     MAX_NUMBERS,
-    SEND_DELIVERED,
-    SEND_FAILED,
-    SEND_WAITING,
     AliyunError,
     BusinessError,
     CallbackAttempt,
@@ -38,13 +35,14 @@ from devservers.aliyun_protocol import (
     parse_template_param,
     utcnow,
 )
-from devservers.aliyun_pushes import Pusher
+from devservers.aliyun_pushes import Pusher, ReceiptsAndReplies
+from devservers.control import FaultQueue, check_control_keys
 from devservers.twilio_protocol import mask_number
 
 log = logging.getLogger("devservers.aliyun_sms")
 
 
-class AliyunState:
+class AliyunState(ReceiptsAndReplies):
     """Everything the fake knows. Thread-safe; `close()` stops its push thread."""
 
     def __init__(
@@ -113,7 +111,7 @@ class AliyunState:
         self.callbacks_enabled = True
         self.latency = 0.0
         self._sent: list[SentSms] = []
-        self._faults: deque[str] = deque()
+        self._faults = FaultQueue(FAULT_KINDS)
         self._outcomes: dict[str, Outcome] = {}
         self._counters: Counter[str] = Counter()
 
@@ -126,10 +124,8 @@ class AliyunState:
 
     def fail_next(self, kind: str, times: int = 1) -> None:
         """The next `times` SendSms calls fail with `kind` (see `FAULT_KINDS`; accepted-* store the text)."""
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault {kind!r}; expected one of {sorted(FAULT_KINDS)}")
         with self._lock:
-            self._faults.extend([kind] * times)
+            self._faults.add(kind, times)
 
     def set_outcome(
         self,
@@ -151,9 +147,7 @@ class AliyunState:
 
     def configure(self, settings: Mapping[str, Any]) -> None:
         """Apply a `/_control` JSON document (see `CONTROL_KEYS`)."""
-        unknown = set(settings) - CONTROL_KEYS
-        if unknown:
-            raise ValueError(f"unknown control keys: {sorted(unknown)}")
+        check_control_keys(settings, CONTROL_KEYS)
         if settings.get("reset"):
             self.reset()
         with self._lock:
@@ -216,7 +210,7 @@ class AliyunState:
                 "signature_mismatches": self.gateway.mismatches,
                 **dict(self.pusher.counts),
                 "callbacks_refused": sum(1 for c in self.pusher.log if not c.accepted),
-                "pending_faults": list(self._faults),
+                "pending_faults": self._faults.pending,
                 "pending_pushes": self.pusher.pending,
                 "outcomes": len(self._outcomes),
                 "latency": self.latency,
@@ -241,7 +235,7 @@ class AliyunState:
     def take_fault(self, action: str) -> str | None:
         with self._lock:
             self._counters[f"{action}_calls"] += 1
-            return self._faults.popleft() if action == "SendSms" and self._faults else None
+            return self._faults.take() if action == "SendSms" else None
 
     def _count(self, key: str) -> None:
         with self._lock:
@@ -366,58 +360,6 @@ class AliyunState:
             "TotalCount": str(len(found)),
             "SmsSendDetailDTOs": {"SmsSendDetailDTO": chunk},
         }
-
-    # ---- receipts and replies --------------------------------------------------------------------
-
-    def report_now(self, biz_id: str) -> None:
-        """Deliver (or fail) every waiting text of `biz_id` now and push its receipt."""
-        with self._lock:
-            seqs = [m.seq for m in self._sent if m.biz_id == biz_id and m.status == SEND_WAITING]
-        self.pusher.run_reports(seqs)
-
-    def simulate_reply(
-        self,
-        phone: str,
-        content: str,
-        *,
-        sign_name: str | None = None,
-        dest_code: str = "",
-        url: str | None = None,
-    ) -> list[CallbackAttempt]:
-        """A participant answers: push an `SmsUp` to the up URL, retried; return the attempts."""
-        number = normalise_mobile(phone) or phone
-        with self._lock:
-            target = url or self.up_url
-            last = next((m for m in reversed(self._sent) if m.phone == number), None)
-            sign = sign_name or (last.sign_name if last else min(self.sign_names, default=""))
-            payload = [
-                {
-                    "phone_number": number,
-                    "send_time": china_time(self.clock()),
-                    "content": content,
-                    "sign_name": sign,
-                    "dest_code": dest_code,
-                    "sequence_id": next(self._seq),
-                }
-            ]
-        if not target:
-            raise ValueError("no up URL configured")
-        return self.pusher.push_now("SmsUp", target, payload)
-
-    def _reports(self, seqs: list[int]) -> list[dict[str, Any]]:
-        """Texts `seqs` reach their outcome now; their receipts (none while callbacks are off)."""
-        with self._lock:
-            wanted = set(seqs)
-            texts = [m for m in self._sent if m.seq in wanted and m.status == SEND_WAITING]
-            now = self.clock().replace(microsecond=0)
-            for text in texts:
-                delivered = text.outcome.status == "delivered"
-                text.status = SEND_DELIVERED if delivered else SEND_FAILED
-                text.err_code = (
-                    "DELIVERED" if delivered else (text.outcome.err_code or "MOBILE_NOT_ON_SERVICE")
-                )
-                text.receive_date = max(now, text.send_date)
-            return [t.report() for t in texts] if self.callbacks_enabled else []
 
 
 __all__ = ["AliyunState"]

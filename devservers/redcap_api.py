@@ -31,12 +31,8 @@ Where REDCap's behaviour and texts come from:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import json
-import signal
-import socket
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -44,10 +40,11 @@ from typing import Any
 from flask import Flask, Response, request
 
 from devservers import redcap_records as rr
+from devservers.control import drop_connection
 from devservers.redcap_handlers import Call, error_body, handle_call
 from devservers.redcap_project import ProjectDefinition
 from devservers.redcap_state import RedcapState
-from devservers.runner import serve_in_thread
+from devservers.runner import serve_in_thread, serve_until_stopped
 
 DEV_TOKEN = "0123456789ABCDEF0123456789ABCDEF"
 MSG_NO_PERMISSION = "You do not have permissions to use the API"
@@ -80,11 +77,7 @@ def _fault_response(state: RedcapState, kind: str, hang_s: float) -> Response:
     """Misbehave the way a broken REDCap or network does."""
     if kind == "timeout":
         state.hang(hang_s)
-        sock = request.environ.get("werkzeug.socket")
-        if sock is not None:  # drop the connection instead of answering
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-        return Response("", status=504)
+        return drop_connection()  # instead of answering
     if kind == "not_json":
         page = (
             "<html><head><title>REDCap</title></head>"
@@ -206,16 +199,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"Seeded {count} demo records", flush=True)
     handle = serve_in_thread(create_redcap_app(state.project, state=state), port=args.port)
     print(f"Local REDCap API on {handle.url}/api/ (project {args.project})", flush=True)
-    stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())  # `make run` stops us with SIGTERM
-    try:
-        while handle.thread.is_alive() and not stopping.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
-    finally:
-        state.close()
-        handle.stop()
+    serve_until_stopped(handle, state.close)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from xml.sax.saxutils import escape
 from flask import Response
 from werkzeug.datastructures import MultiDict
 
+from devservers import redcap_import as ri
 from devservers import redcap_records as rr
 from devservers.redcap_project import ProjectDefinition
 from devservers.redcap_state import RedcapState
@@ -192,13 +193,13 @@ def _handle_record(state: RedcapState, call: Call, entry: dict[str, Any]) -> Res
     if call.action == "import":
         rows = _import_rows(call, project)
         with state.lock:
-            plan = rr.plan_import(
+            plan = ri.plan_import(
                 project,
                 rows,
                 overwrite=form.get("overwriteBehavior") == "overwrite",
                 date_format=form.get("dateFormat", "YMD"),
             )
-            rr.apply_import(state.store, plan)
+            ri.apply_import(state.store, plan)
             state.warnings.extend(plan.warnings)
         entry["record_count"] = len(plan.record_ids)
         entry["fields"] = list(dict.fromkeys(str(c) for r in rows for c in r))
@@ -229,10 +230,10 @@ def _import_rows(call: Call, project: ProjectDefinition) -> list[dict[str, objec
         else:
             raise rr.ApiError("This local REDCap server imports json or csv only")
     except json.JSONDecodeError as exc:
-        raise rr.ApiError(rr.MSG_BAD_DATA) from exc
+        raise rr.ApiError(ri.MSG_BAD_DATA) from exc
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-        raise rr.ApiError(rr.MSG_BAD_DATA)
-    return rr.eav_to_flat(project, rows) if call.form.get("type") == "eav" else rows
+        raise rr.ApiError(ri.MSG_BAD_DATA)
+    return ri.eav_to_flat(project, rows) if call.form.get("type") == "eav" else rows
 
 
 def _import_response(ids: list[str], return_content: str, fmt: str) -> Response:

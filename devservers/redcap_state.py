@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from devservers import redcap_import as ri
 from devservers import redcap_records as rr
 from devservers.redcap_project import ProjectDefinition
 
@@ -73,8 +74,8 @@ class RedcapState:
             for row in rows
         ]
         with self.lock:
-            plan = rr.plan_import(self.project, prepared, overwrite=False)
-            rr.apply_import(self.store, plan)
+            plan = ri.plan_import(self.project, prepared, overwrite=False)
+            ri.apply_import(self.store, plan)
             return len(plan.record_ids)
 
     def records(self, **filters: Any) -> list[dict[str, str]]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from werkzeug.serving import BaseWSGIServer, make_server
@@ -44,3 +46,20 @@ def serve_in_thread(app, port: int = 0) -> ServerHandle:
     )
     thread.start()
     return ServerHandle(server=server, thread=thread)
+
+
+def serve_until_stopped(handle: ServerHandle, close: Callable[[], object]) -> None:
+    """Keep a devserver's CLI alive until SIGTERM (how `make run` stops it) or Ctrl-C, then shut down.
+
+    `close` releases the server's own threads and parked requests first, so stopping never waits on them.
+    """
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    try:
+        while handle.thread.is_alive() and not stopping.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        close()
+        handle.stop()

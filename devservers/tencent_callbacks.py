@@ -5,10 +5,9 @@ Split from `tencent_state` along one line: what happens after a text is accepted
 
 from __future__ import annotations
 
-import heapq
 import logging
-import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import requests
@@ -23,37 +22,14 @@ class ReportsAndCallbacks:
 
     # ---- delivery reports -------------------------------------------------------------------------
 
-    def _schedule(self, serial: str) -> None:
-        heapq.heappush(self._heap, (time.monotonic() + self.report_delay, next(self._seq), serial))
-        if self._worker is None or not self._worker.is_alive():
-            self._closing.clear()
-            self._worker = threading.Thread(target=self._run_reports, name="tencent-reports", daemon=True)
-            self._worker.start()
-
-    def _run_reports(self) -> None:
-        while True:
-            with self._changed:
-                while not self._closing.is_set() and not (
-                    self._heap and self._heap[0][0] <= time.monotonic()
-                ):
-                    self._changed.wait(self._heap[0][0] - time.monotonic() if self._heap else None)
-                if self._closing.is_set():
-                    return
-                due = []
-                while self._heap and self._heap[0][0] <= time.monotonic():
-                    due.append(heapq.heappop(self._heap)[2])
-                batch = self._report_locked(due)
-                url = self.status_url if self.callbacks_enabled else None
-                self._busy += 1
-            try:
-                if url and batch:
-                    self._deliver("status", url, batch)
-            except Exception as exc:  # a fake must never die quietly mid-test; record and go on
-                log.exception("status push failed: %s", type(exc).__name__)
-            finally:
-                with self._changed:
-                    self._busy -= 1
-                    self._changed.notify_all()
+    def _take_reports(self) -> Callable[[], object]:
+        """Every report now due, made under the lock; one status push carries them (`DueJobs` runs it)."""
+        due = []
+        while self._jobs.due():
+            due.append(self._jobs.pop())
+        batch = self._report_locked(due)
+        url = self.status_url if self.callbacks_enabled else None
+        return lambda: self._deliver("status", url, batch) if url and batch else None
 
     def _report_locked(self, serials: list[str]) -> list[dict[str, Any]]:
         """Turn due texts into delivery reports; one status callback carries them all."""

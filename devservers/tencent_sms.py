@@ -8,18 +8,15 @@ number or a message body.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hmac
 import json
 import logging
-import signal
-import socket
 import sys
-import threading
 from collections.abc import Iterable
 
 from flask import Flask, Response, jsonify, request
 
+from devservers.control import add_latency, hang_up, register_control_switches
 from devservers.tencent_protocol import (  # re-exported: callers import these from here
     API_VERSION,
     DEFAULT_APP_ID,
@@ -86,24 +83,13 @@ def _authenticate(state: TencentState) -> None:
         raise TencentError("AuthFailure.SignatureFailure")
 
 
-def _hang_up(state: TencentState) -> Response:
-    """The "hang" fault: say nothing for longer than any sane client waits, then drop the line."""
-    state._closing.wait(state.hang_seconds)
-    sock = request.environ.get("werkzeug.socket")
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
-    return Response(status=504)
-
-
 def register_api_routes(app: Flask, state: TencentState) -> None:
     """`POST /`: every action, chosen by X-TC-Action, as the SDK sends it."""
     actions = {"SendSms": state.send_sms, "PullSmsSendStatusByPhoneNumber": state.pull_status}
 
     @app.post("/")
     def api():
-        if state.latency_ms:
-            state._closing.wait(state.latency_ms / 1000)
+        add_latency(state._closing, state.latency_ms / 1000)
         _authenticate(state)
         action, version = request.headers.get("X-TC-Action", ""), request.headers.get("X-TC-Version", "")
         region = request.headers.get("X-TC-Region", "")
@@ -117,7 +103,7 @@ def register_api_routes(app: Flask, state: TencentState) -> None:
             raise TencentError("UnsupportedRegion", region)
         fault = state.take_fault(action)
         if fault == "hang":
-            return _hang_up(state)
+            return hang_up(state._closing, state.hang_seconds)
         if fault == "http502":
             return Response("<html><body>502 Bad Gateway</body></html>", status=502, mimetype="text/html")
         if fault:
@@ -133,18 +119,7 @@ def register_api_routes(app: Flask, state: TencentState) -> None:
 
 def register_control_routes(app: Flask, state: TencentState) -> None:
     """`/_control`: switches and counters; `/_control/reply` makes a participant answer."""
-
-    @app.get("/_control")
-    def counters():
-        return jsonify(state.counters())
-
-    @app.post("/_control")
-    def configure():
-        try:
-            state.configure(request.get_json(force=True) or {})
-        except (ValueError, TypeError) as exc:
-            return jsonify(error=str(exc)), 400
-        return jsonify(state.counters())
+    register_control_switches(app, state)
 
     @app.post("/_control/reply")
     def reply():
@@ -201,7 +176,7 @@ def _template_arg(value: str) -> tuple[str, str]:
 
 def main(argv: Iterable[str] | None = None) -> None:
     """CLI: serve the fake on 127.0.0.1 until interrupted."""
-    from devservers.runner import serve_in_thread
+    from devservers.runner import serve_in_thread, serve_until_stopped
 
     parser = argparse.ArgumentParser(prog="python -m devservers.tencent_sms", description=__doc__)
     parser.add_argument("--port", type=int, default=8094)
@@ -245,16 +220,7 @@ def main(argv: Iterable[str] | None = None) -> None:
     log.info(
         "fake Tencent Cloud SMS on %s, SecretId %s, apps %s", handle.url, args.secret_id, sorted(state.apps)
     )
-    stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())  # `make run` stops us with SIGTERM
-    try:
-        while handle.thread.is_alive() and not stopping.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
-    finally:
-        state.close()
-        handle.stop()
+    serve_until_stopped(handle, state.close)
 
 
 if __name__ == "__main__":

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
 import secrets
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from devservers.control import FaultQueue, check_control_keys
 from devservers.tencent_callbacks import ReportsAndCallbacks
 from devservers.tencent_protocol import (
     BANNED_WORDS,
@@ -40,6 +40,7 @@ from devservers.tencent_protocol import (
     status_entry,
     string_list,
 )
+from devservers.worker import DueJobs
 
 log = logging.getLogger("devservers.tencent_sms")
 
@@ -117,9 +118,14 @@ class TencentState(ReportsAndCallbacks):
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._closing = threading.Event()
-        self._seq = itertools.count(1)
-        self._worker: threading.Thread | None = None
-        self._busy = 0
+        self._jobs: DueJobs[str] = DueJobs(
+            self._changed,
+            self._closing,
+            self._take_reports,
+            name="tencent-reports",
+            log=log,
+            failure="status push failed: %s",
+        )
         self._reset_locked()
 
     # ---- set-up and switches ----------------------------------------------------------------------
@@ -140,25 +146,19 @@ class TencentState(ReportsAndCallbacks):
         self._sent: list[Sent] = []
         self._replies: list[dict[str, Any]] = []
         self._callbacks: list[CallbackAttempt] = []
-        self._faults: deque[tuple[str, str | None]] = deque()
+        self._faults = FaultQueue(FAULT_KINDS)
         self._outcomes: dict[str, Outcome] = {}
         self._counters: Counter[str] = Counter()
-        self._heap: list[tuple[float, int, str]] = []
+        self._jobs.clear()  # a push already running finishes
 
     def fail_next(self, kind: str, times: int = 1, action: str | None = None) -> None:
         """Next `times` calls (of `action`, or any): RequestLimitExceeded, InternalError, hang, http502."""
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault {kind!r}; expected one of {sorted(FAULT_KINDS)}")
         with self._lock:
-            self._faults.extend([(kind, action)] * times)
+            self._faults.add(kind, times, action)
 
     def take_fault(self, action: str) -> str | None:
         with self._lock:
-            for i, (kind, only) in enumerate(self._faults):
-                if only in (None, action):
-                    del self._faults[i]
-                    return kind
-            return None
+            return self._faults.take(action)
 
     def set_outcome(self, number: str, **fields: Any) -> None:
         """Texts for `number`: send_code=… refuses them at send; report_status="FAIL" fails them later."""
@@ -170,9 +170,7 @@ class TencentState(ReportsAndCallbacks):
 
     def configure(self, doc: Mapping[str, Any]) -> None:
         """Apply a `POST /_control` document; unknown keys are refused."""
-        unknown = set(doc) - CONTROL_KEYS
-        if unknown:
-            raise ValueError(f"unknown control keys: {sorted(unknown)}")
+        check_control_keys(doc, CONTROL_KEYS)
         if doc.get("reset"):
             self.reset()
         with self._lock:
@@ -233,7 +231,7 @@ class TencentState(ReportsAndCallbacks):
                 "callbacks": len(self._callbacks),
                 "callbacks_failed": sum(1 for c in self._callbacks if not c.accepted),
                 "replies": len(self._replies),
-                "pending_faults": [kind for kind, _ in self._faults],
+                "pending_faults": self._faults.pending,
                 "latency_ms": self.latency_ms,
                 "callbacks_enabled": self.callbacks_enabled,
                 "report_delay": self.report_delay,
@@ -243,18 +241,11 @@ class TencentState(ReportsAndCallbacks):
 
     def wait_idle(self, timeout: float = 5.0) -> None:
         """Block until no delivery report is pending or being pushed."""
-        with self._changed:
-            if not self._changed.wait_for(lambda: not self._heap and not self._busy, timeout):
-                raise TimeoutError("delivery reports still pending")
+        self._jobs.wait_idle(timeout, "delivery reports still pending")
 
     def close(self) -> None:
         """Stop the report thread and wake any request parked in a "hang" fault."""
-        with self._lock:
-            self._closing.set()
-            self._changed.notify_all()
-            worker = self._worker
-        if worker is not None and worker is not threading.current_thread():
-            worker.join(timeout=5)
+        self._jobs.close()
 
     # ---- SendSms ------------------------------------------------------------------------------------
 
@@ -335,7 +326,7 @@ class TencentState(ReportsAndCallbacks):
             sent_at=now,
         )
         self._sent.append(sent)
-        self._schedule(sent.serial_no)
+        self._jobs.schedule(self.report_delay, sent.serial_no)
         log.info("sent %s to=%s fee=%d", sent.serial_no, mask_number(sent.phone), sent.fee)
         return {
             **status_entry(number, "Ok", context),

@@ -7,19 +7,15 @@ Privacy rule: nothing here logs a phone number or a message body; numbers are ma
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hmac
 import logging
-import re
-import signal
-import socket
 import sys
-import threading
 from collections.abc import Iterable
 from urllib.parse import urlencode
 
 from flask import Flask, Response, jsonify, request
 
+from devservers.control import add_latency, hang_up, redact_access_logs, register_control_switches
 from devservers.twilio_protocol import (  # re-exported: callers import these from here
     API_VERSION,
     DEFAULT_ACCOUNT_SID,
@@ -103,31 +99,21 @@ def _authenticate(state: TwilioState, account_sid: str) -> None:
         raise TwilioError(20404, path=request.path)
 
 
-def _hang_up(state: TwilioState) -> Response:
-    """The "timeout" fault: say nothing for longer than any sane client waits, then drop the line."""
-    state._closing.wait(state.hang_seconds)
-    sock = request.environ.get("werkzeug.socket")
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
-    return Response(status=504)
-
-
 def register_api_routes(app: Flask, state: TwilioState) -> None:
     """The Messages resource under /2010-04-01, with Basic auth and injected faults."""
     prefix = f"/{API_VERSION}/Accounts/<account_sid>/Messages"
 
     @app.before_request
     def _latency() -> None:
-        if state.latency_ms and request.path.startswith(f"/{API_VERSION}/"):
-            state._closing.wait(state.latency_ms / 1000)
+        if request.path.startswith(f"/{API_VERSION}/"):
+            add_latency(state._closing, state.latency_ms / 1000)
 
     @app.post(f"{prefix}.json")
     def create_message(account_sid: str):
         _authenticate(state, account_sid)
         fault = state.take_fault()
         if fault == "timeout":
-            return _hang_up(state)
+            return hang_up(state._closing, state.hang_seconds)
         if fault:
             raise TwilioError(FAULT_KINDS[fault])
         return jsonify(state.create_message(account_sid, request.form, request.form.getlist("MediaUrl"))), 201
@@ -148,18 +134,7 @@ def register_api_routes(app: Flask, state: TwilioState) -> None:
 
 def register_control_routes(app: Flask, state: TwilioState) -> None:
     """`/_control`: switches and counters over HTTP, and `/_control/inbound` to fake an incoming SMS."""
-
-    @app.get("/_control")
-    def counters():
-        return jsonify(state.counters())
-
-    @app.post("/_control")
-    def configure():
-        try:
-            state.configure(request.get_json(force=True) or {})
-        except (ValueError, TypeError) as exc:
-            return jsonify(error=str(exc)), 400
-        return jsonify(state.counters())
+    register_control_switches(app, state)
 
     @app.post("/_control/inbound")
     def inbound():
@@ -201,25 +176,6 @@ def register_error_handlers(app: Flask) -> None:
         return err
 
 
-class _RedactQueryStrings(logging.Filter):
-    """Access-log lines carry query strings such as `?To=+86...`; cut them before they reach a log."""
-
-    _query = re.compile(r"\?[^\s\"]*")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if "?" in message:
-            record.msg, record.args = self._query.sub("?…", message), ()
-        return True
-
-
-def redact_access_logs() -> None:
-    """Install the query-string redaction on werkzeug's access log, once."""
-    logger = logging.getLogger("werkzeug")
-    if not any(isinstance(f, _RedactQueryStrings) for f in logger.filters):
-        logger.addFilter(_RedactQueryStrings())
-
-
 def create_twilio_app(accounts: dict[str, str] | None = None, *, state: TwilioState | None = None) -> Flask:
     """Build the fake Twilio API app (AccountSid -> AuthToken); `accounts` are added to a given `state`."""
     if state is None:
@@ -237,7 +193,7 @@ def create_twilio_app(accounts: dict[str, str] | None = None, *, state: TwilioSt
 
 def main(argv: Iterable[str] | None = None) -> None:
     """CLI: serve the fake on 127.0.0.1 until interrupted."""
-    from devservers.runner import serve_in_thread
+    from devservers.runner import serve_in_thread, serve_until_stopped
 
     parser = argparse.ArgumentParser(prog="python -m devservers.twilio_api", description=__doc__)
     parser.add_argument("--port", type=int, default=8082)
@@ -257,16 +213,7 @@ def main(argv: Iterable[str] | None = None) -> None:
     state.latency_ms = args.latency_ms
     handle = serve_in_thread(create_twilio_app(state=state), port=args.port)
     log.info("fake Twilio API on %s, account %s", handle.url, args.account_sid)
-    stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())  # `make run` stops us with SIGTERM
-    try:
-        while handle.thread.is_alive() and not stopping.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
-    finally:
-        state.close()
-        handle.stop()
+    serve_until_stopped(handle, state.close)
 
 
 if __name__ == "__main__":

@@ -2,56 +2,50 @@
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import logging
 import secrets
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
-
+from devservers.control import FaultQueue, check_control_keys
+from devservers.twilio_callbacks import LifecycleAndWebhooks
 from devservers.twilio_protocol import (
     _ALPHA_SENDER,
     _MESSAGING_SERVICE_SID,
     _SHORT_CODE,
-    API_VERSION,
     CONTROL_KEYS,
     DEFAULT_ACCOUNT_SID,
     DEFAULT_AUTH_TOKEN,
-    DELIVERY_ERRORS,
     E164,
     FAULT_KINDS,
     FINAL_STATUSES,
     MAGIC_FROM,
     MAGIC_TO,
     MAX_BODY_CHARS,
-    MESSAGING_SERVICE_FROM,
     CallbackAttempt,
     Duplicate,
     Message,
     Outcome,
     TwilioError,
-    _country,
     _date_matches,
     _parse_date_filter,
-    _status_params,
     _utcnow,
     count_segments,
     mask_number,
-    twilio_signature,
 )
+from devservers.worker import DueJobs
 
 # One logger name for the whole fake, whichever module writes.
 log = logging.getLogger("devservers.twilio_api")
 
 
-class TwilioState:
+class TwilioState(LifecycleAndWebhooks):
     """Everything the fake knows: accounts, messages, switches, webhook log. Thread-safe."""
 
     def __init__(
@@ -78,8 +72,14 @@ class TwilioState:
         self._changed = threading.Condition(self._lock)
         self._closing = threading.Event()
         self._seq = itertools.count(1)
-        self._worker: threading.Thread | None = None
-        self._busy = 0  # lifecycle steps running right now; survives reset()
+        self._jobs: DueJobs[str] = DueJobs(
+            self._changed,
+            self._closing,
+            self._take_step,
+            name="twilio-lifecycle",
+            log=log,
+            failure="lifecycle step failed: %s",
+        )
         self._reset_locked()
 
     # ---- switches -------------------------------------------------------------------------------
@@ -98,18 +98,16 @@ class TwilioState:
         self._messages: dict[str, Message] = {}
         self._inbound: list[Message] = []
         self._webhooks: list[CallbackAttempt] = []
-        self._faults: deque[str] = deque()
+        self._faults = FaultQueue(FAULT_KINDS)
         self._outcomes: dict[str, Outcome] = {}
         self._create_times: list[float] = []
         self._counters: Counter[str] = Counter()
-        self._heap: list[tuple[float, int, str]] = []
+        self._jobs.clear()  # a step already running finishes
 
     def fail_next(self, kind: str, times: int = 1) -> None:
         """Make the next `times` creates fail: "429", "500", "503", or "timeout" (hang, then hang up)."""
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault {kind!r}; expected one of {sorted(FAULT_KINDS)}")
         with self._lock:
-            self._faults.extend([kind] * times)
+            self._faults.add(kind, times)
 
     def set_outcome(
         self,
@@ -130,9 +128,7 @@ class TwilioState:
 
     def configure(self, settings: Mapping[str, Any]) -> None:
         """Apply a `/_control` JSON document (see `CONTROL_KEYS`)."""
-        unknown = set(settings) - CONTROL_KEYS
-        if unknown:
-            raise ValueError(f"unknown control keys: {sorted(unknown)}")
+        check_control_keys(settings, CONTROL_KEYS)
         if settings.get("reset"):
             self.reset()
         with self._lock:
@@ -213,7 +209,7 @@ class TwilioState:
                 **dict(self._counters),
                 "webhooks_failed": sum(1 for w in self._webhooks if w.error or (w.status_code or 0) >= 400),
                 "max_creates_per_second": self.max_creates_per_second(),
-                "pending_faults": list(self._faults),
+                "pending_faults": self._faults.pending,
                 "outcomes": len(self._outcomes),
                 "latency_ms": self.latency_ms,
                 "callbacks_enabled": self.callbacks_enabled,
@@ -233,25 +229,18 @@ class TwilioState:
 
     def wait_idle(self, timeout: float = 5.0) -> None:
         """Block until no lifecycle step or status callback is pending or running."""
-        with self._changed:
-            if not self._changed.wait_for(lambda: not self._heap and not self._busy, timeout):
-                raise TimeoutError("status lifecycle still busy")
+        self._jobs.wait_idle(timeout, "status lifecycle still busy")
 
     def close(self) -> None:
         """Stop the lifecycle thread and wake any request hanging in a "timeout" fault."""
-        with self._lock:
-            self._closing.set()
-            self._changed.notify_all()
-            worker = self._worker
-        if worker is not None and worker is not threading.current_thread():
-            worker.join(timeout=5)
+        self._jobs.close()
 
     # ---- creating messages -----------------------------------------------------------------------
 
     def take_fault(self) -> str | None:
         with self._lock:
             self._create_times.append(time.monotonic())
-            return self._faults.popleft() if self._faults else None
+            return self._faults.take()
 
     def create_message(self, account_sid: str, form: Mapping[str, str], media: list[str]) -> dict[str, Any]:
         """Validate a create as Twilio does, store the message, start its lifecycle; return its JSON."""
@@ -265,7 +254,7 @@ class TwilioState:
             self._messages[message.sid] = message
             created = message.to_json()  # before the lifecycle thread can move it on
             if self.auto_advance:
-                self._schedule(message.sid)
+                self._jobs.schedule(self.callback_delay, message.sid)
             self._changed.notify_all()
         log.info("message %s to=%s segments=%d", message.sid, mask_number(message.to), message.num_segments)
         return created
@@ -348,157 +337,3 @@ class TwilioState:
             and all(_date_matches(m.date_sent, key, value) for key, value in filters)
         ]
         return sorted(found, key=lambda m: (m.date_created, m.seq), reverse=True)
-
-    # ---- lifecycle: queued -> sent -> delivered, with status callbacks ----------------------------
-
-    def advance(self, sid: str) -> Message:
-        """Move message `sid` one step along its lifecycle now, sending its status callback."""
-        self._step(sid)
-        with self._lock:
-            return self._messages[sid]
-
-    def _schedule(self, sid: str) -> None:
-        heapq.heappush(self._heap, (time.monotonic() + self.callback_delay, next(self._seq), sid))
-        if self._worker is None or not self._worker.is_alive():
-            self._closing.clear()
-            self._worker = threading.Thread(target=self._run_lifecycle, name="twilio-lifecycle", daemon=True)
-            self._worker.start()
-        self._changed.notify_all()
-
-    def _run_lifecycle(self) -> None:
-        while True:
-            with self._changed:
-                while not self._closing.is_set() and not self._step_due():
-                    self._changed.wait(self._heap[0][0] - time.monotonic() if self._heap else None)
-                if self._closing.is_set():
-                    return
-                _, _, sid = heapq.heappop(self._heap)
-                self._busy += 1
-            try:
-                self._step(sid)
-            except Exception as exc:  # a fake must never die quietly mid-test; record and go on
-                log.exception("lifecycle step failed: %s", type(exc).__name__)
-            finally:
-                with self._changed:
-                    self._busy -= 1
-                    self._changed.notify_all()
-
-    def _step_due(self) -> bool:
-        return bool(self._heap) and self._heap[0][0] <= time.monotonic()
-
-    def _step(self, sid: str) -> None:
-        with self._lock:
-            message = self._messages.get(sid)
-            if message is None or not message.steps:
-                return
-            status = message.steps.pop(0)
-            now = self.clock().replace(microsecond=0)
-            message.status, message.date_updated = status, now
-            if status == "queued" and message.from_ is None:
-                message.from_ = MESSAGING_SERVICE_FROM
-            if status in ("sent", "delivered", "undelivered") and message.date_sent is None:
-                message.date_sent = now
-            if status in ("undelivered", "failed"):
-                message.error_code = message.final_error_code
-                message.error_message = DELIVERY_ERRORS.get(message.error_code or 0)
-            if message.steps and self.auto_advance:
-                self._schedule(sid)
-            self._changed.notify_all()
-            url, token = message.status_callback, self.accounts[message.account_sid]
-            params = _status_params(message, now) if url and self.callbacks_enabled else None
-        if url and params:
-            self._post_webhook("status", url, params, token)
-
-    def _post_webhook(
-        self, kind: str, url: str, params: dict[str, str], token: str, timeout: float | None = None
-    ) -> CallbackAttempt:
-        signature = twilio_signature(token, url, params)
-        attempt = CallbackAttempt(kind=kind, url=url, params=params, signature=signature)
-        headers = {
-            "X-Twilio-Signature": signature,
-            "User-Agent": "TwilioProxy/1.1",
-            "I-Twilio-Idempotency-Token": secrets.token_hex(16),
-        }
-        try:
-            with requests.post(
-                url,
-                data=params,
-                headers=headers,
-                timeout=timeout or self.callback_timeout,
-                allow_redirects=False,
-            ) as resp:
-                attempt.status_code = resp.status_code
-                attempt.content_type = resp.headers.get("Content-Type", "")
-                # TwiML is XML, UTF-8 unless declared otherwise; requests would guess Latin-1 for text/xml.
-                charset = resp.encoding if "charset" in attempt.content_type.lower() else "utf-8"
-                attempt.response_body = resp.content.decode(charset or "utf-8", errors="replace")
-        except requests.RequestException as exc:
-            attempt.error = f"{type(exc).__name__}: {exc}"
-        with self._lock:
-            self._webhooks.append(attempt)
-            self._counters[f"{kind}_webhooks"] += 1
-            self._changed.notify_all()
-        return attempt
-
-    # ---- inbound ---------------------------------------------------------------------------------
-
-    def simulate_inbound(
-        self,
-        url: str,
-        from_: str,
-        to: str,
-        body: str,
-        auth_token: str | None = None,
-        message_sid: str | None = None,
-        *,
-        account_sid: str | None = None,
-        messaging_service_sid: str | None = None,
-        timeout: float = 15.0,
-    ) -> CallbackAttempt:
-        """POST a signed incoming-SMS webhook to `url` as Twilio does; returns the app's TwiML reply."""
-        account_sid = account_sid or next(iter(self.accounts))
-        token = auth_token or self.accounts[account_sid]
-        sid = message_sid or "SM" + secrets.token_hex(16)
-        params = {
-            "ToCountry": _country(to),
-            "ToState": "",
-            "SmsMessageSid": sid,
-            "NumMedia": "0",
-            "ToCity": "",
-            "FromZip": "",
-            "SmsSid": sid,
-            "FromState": "",
-            "SmsStatus": "received",
-            "FromCity": "",
-            "Body": body,
-            "FromCountry": _country(from_),
-            "To": to,
-            "ToZip": "",
-            "NumSegments": str(count_segments(body)),
-            "MessageSid": sid,
-            "AccountSid": account_sid,
-            "From": from_,
-            "ApiVersion": API_VERSION,
-        }
-        if messaging_service_sid:
-            params["MessagingServiceSid"] = messaging_service_sid
-        now = self.clock().replace(microsecond=0)
-        with self._lock:
-            self._inbound.append(
-                Message(
-                    sid=sid,
-                    account_sid=account_sid,
-                    to=to,
-                    from_=from_,
-                    body=body,
-                    status="received",
-                    direction="inbound",
-                    num_segments=int(params["NumSegments"]),
-                    messaging_service_sid=messaging_service_sid,
-                    date_created=now,
-                    date_updated=now,
-                    date_sent=now,
-                    seq=next(self._seq),
-                )
-            )
-        return self._post_webhook("inbound", url, params, token, timeout=timeout)

@@ -72,5 +72,6 @@ def provider_stack(backend: str, env: dict[str, str]) -> tuple[list[str], dict[s
             TENCENT_SMS_SDK_APP_ID=tencent_protocol.DEFAULT_APP_ID,
             TENCENT_SMS_SIGN_NAME=tencent_protocol.DEFAULT_SIGN,
             TENCENT_SMS_ENDPOINT=f"http://127.0.0.1:{port}",
+            TENCENT_SMS_PARAM_MAX_CHARS="30",
         )
     return argv, settings

@@ -22,7 +22,7 @@ def test_defaults(tmp_path):
     assert config.SMS_BACKEND == "console"
     assert (config.STUDY_SHORT_NAME, config.STUDY_SHORT_NAME_ZH) == ("GZ Follow-up", "随访中心")
     assert config.SMS_RATE_PER_SECOND == 1.0
-    assert config.REDCAP_BATCH_SIZE == 100
+    assert config.REDCAP_BATCH_SIZE == 250
 
 
 def test_twilio_is_the_default_backend_when_credentials_exist(tmp_path):

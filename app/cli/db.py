@@ -11,7 +11,7 @@ from typing import Any
 import click
 from flask import Flask, current_app
 
-from app.extensions import db
+from app.cli.lazy import finish_for_command
 
 MIGRATIONS = "migrations"  # next to the app package, in the repository root
 
@@ -21,6 +21,8 @@ def bind_migrations(app: Flask) -> None:
     from pathlib import Path
 
     from flask_migrate import Migrate  # heavy: see the module docstring
+
+    from app.extensions import db
 
     directory = Path(app.root_path).parent / MIGRATIONS
     Migrate(app, db, directory=str(directory), render_as_batch=True, compare_type=True)
@@ -33,11 +35,14 @@ class LazyMigrateGroup(click.Group):
         super().__init__("db", help="Perform database migrations (Flask-Migrate and Alembic).")
 
     def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
-        """Bind Flask-Migrate now, and let its own group parse the arguments and run."""
+        """Bind Flask-Migrate now and let its own group parse the arguments; then finish the app, as a
+        migration needs the models (`flask db --help` exits while parsing, before that)."""
         bind_migrations(current_app)
         from flask_migrate.cli import db as real  # heavy: see the module docstring
 
-        return real.make_context(info_name, args, parent=parent, **extra)
+        ctx = real.make_context(info_name, args, parent=parent, **extra)
+        finish_for_command(ctx)
+        return ctx
 
 
 db_cli = LazyMigrateGroup()

@@ -13,16 +13,9 @@ from datetime import datetime
 import click
 from flask import current_app
 from flask.cli import with_appcontext
-from sqlalchemy import select
 
+from app.cli.lazy import CommandGroup
 from app.cli.tick import _parse_now
-from app.console.accounts import create_user
-from app.console.useradmin import change_role
-from app.extensions import db
-from app.models import Participant, User, Visit, utcnow
-from app.models.visit import FINAL_STATUSES
-from app.participants.links import issue_link, link_url
-from app.sms.planner import in_send_window
 
 DEMO_PASSWORD = "demo-password-123"  # noqa: S105 - printed for the newcomer on purpose
 DEMO_LOGINS = (("coordinator@example.org", "coordinator"), ("admin@example.org", "admin"))
@@ -53,6 +46,13 @@ def ensure_demo_logins(now: datetime) -> list[tuple[str, str]]:
     A database from an older `make run`, where the coordinator login was an admin, gets its
     coordinator back to the coordinator role once the admin login exists.
     """
+    from sqlalchemy import select
+
+    from app.console.accounts import create_user
+    from app.console.useradmin import change_role
+    from app.extensions import db
+    from app.models import User
+
     for email, role in reversed(DEMO_LOGINS):  # the admin first, so the coordinator can be demoted
         user = db.session.scalar(select(User).where(User.email == email))
         if user is None:
@@ -70,6 +70,14 @@ def demo_links(now: datetime) -> list[DemoLink]:
     Tokens are stored only as hashes, so the links the SMS carried cannot be shown again: these are
     new ones, issued the normal way and valid for the visit's window.
     """
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import Participant, Visit
+    from app.models.visit import FINAL_STATUSES
+    from app.participants.links import issue_link, link_url
+    from app.sms.planner import in_send_window
+
     visits = db.session.scalars(
         select(Visit)
         .join(Participant, Visit.participant_id == Participant.id)
@@ -116,7 +124,7 @@ def describe_links(links: list[DemoLink]) -> list[str]:
     return lines
 
 
-@click.group("demo", help="Demo data for a local run.")
+@click.group("demo", cls=CommandGroup, help="Demo data for a local run.")
 def demo_cli() -> None:
     pass
 
@@ -125,6 +133,8 @@ def demo_cli() -> None:
 @with_appcontext
 def demo_user() -> None:
     """Create the demo coordinator and admin logins (development only)."""
+    from app.models import utcnow
+
     _development_only()
     for email, role in ensure_demo_logins(utcnow()):
         click.echo(f"demo login ({role}): {email} / {DEMO_PASSWORD}")
@@ -137,6 +147,8 @@ def demo_user() -> None:
 @with_appcontext
 def demo_links_command(now_text: str | None) -> None:
     """Print a fresh personal link for every open demo visit (development only)."""
+    from app.models import utcnow
+
     _development_only()
     for line in describe_links(demo_links(_parse_now(now_text) or utcnow())):
         click.echo(line)

@@ -5,23 +5,24 @@ from __future__ import annotations
 import click
 from flask.cli import with_appcontext
 
+from app.cli.lazy import CommandGroup
 from app.cli.tick import _parse_now
-from app.extensions import db
-from app.models import utcnow
-from app.redcap.client import (
-    ForbiddenFieldError,
-    RedcapAuthError,
-    RedcapClientError,
-    RedcapConfigError,
-    RedcapRejected,
-    RedcapUnavailable,
-)
 
 NOW_HELP = "Pretend it is this moment (UTC unless a zone is given)."
 
 
 def _fail(what: str, exc: Exception) -> click.ClickException:
     """One line naming what failed and why; the database is rolled back and the REDCap error time noted."""
+    from app.extensions import db
+    from app.models import utcnow
+    from app.redcap.client import (
+        ForbiddenFieldError,
+        RedcapAuthError,
+        RedcapClientError,
+        RedcapConfigError,
+        RedcapRejected,
+        RedcapUnavailable,
+    )
     from app.redcap.state import note_redcap_error
 
     db.session.rollback()
@@ -39,7 +40,7 @@ def _fail(what: str, exc: Exception) -> click.ClickException:
     return click.ClickException(f"{what}: {exc}")
 
 
-@click.group("roster", help="Pull participants from REDCap.")
+@click.group("roster", cls=CommandGroup, help="Pull participants from REDCap.")
 def roster_cli() -> None:
     pass
 
@@ -49,6 +50,8 @@ def roster_cli() -> None:
 @with_appcontext
 def roster_sync(now_text: str | None) -> None:
     """Create or update participants and their visits from REDCap's enrollment rows (never deletes)."""
+    from app.models import utcnow
+    from app.redcap.client import RedcapClientError, RedcapConfigError
     from app.redcap.roster import RowSkipped, sync_roster
 
     now = _parse_now(now_text) or utcnow()
@@ -76,7 +79,7 @@ def roster_sync(now_text: str | None) -> None:
     click.echo(report.summary())
 
 
-@click.group("redcap", help="Exchange data with the trial's REDCap project.")
+@click.group("redcap", cls=CommandGroup, help="Exchange data with the trial's REDCap project.")
 def redcap_cli() -> None:
     pass
 
@@ -86,7 +89,10 @@ def redcap_cli() -> None:
 @with_appcontext
 def refresh_metadata_command(now_text: str | None) -> None:
     """Fetch the questionnaire's definition from REDCap and check events; a bad one keeps the last good."""
+    from app.extensions import db
+    from app.models import utcnow
     from app.questionnaire.definition import MetadataError
+    from app.redcap.client import RedcapClientError
     from app.redcap.metadata import RefreshError, refresh_metadata
 
     now = _parse_now(now_text) or utcnow()
@@ -110,6 +116,8 @@ def refresh_metadata_command(now_text: str | None) -> None:
 @with_appcontext
 def push_command(now_text: str | None, retry_now: bool) -> None:
     """Push queued answers and visit statuses to REDCap in batches; non-zero exit if REDCap is down."""
+    from app.models import utcnow
+    from app.redcap.client import RedcapClientError
     from app.redcap.push.run import push_pending
 
     now = _parse_now(now_text) or utcnow()

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 from flask.cli import with_appcontext
 
 from app.cli.redcap import NOW_HELP, _fail, redcap_cli
 from app.cli.tick import _parse_now
-from app.models import utcnow
-from app.redcap.client import RedcapClientError
-from app.redcap.reconcile import ReconcileReport, completed_count, reconcile
+
+if TYPE_CHECKING:
+    from app.redcap.reconcile import ReconcileReport
 
 HEADERS = ("record", "visit", "event", "submission", "difference", "sync", "fields", "action")
 
@@ -44,6 +45,10 @@ def render_table(report: ReconcileReport) -> str:
 @with_appcontext
 def reconcile_command(repair: bool, now_text: str | None) -> None:
     """Compare REDCap's questionnaire data with every questionnaire-completed visit; print the differences."""
+    from app.models import utcnow
+    from app.redcap.client import RedcapClientError
+    from app.redcap.reconcile import completed_count, reconcile
+
     now = _parse_now(now_text) or utcnow()
     total = completed_count()
     try:

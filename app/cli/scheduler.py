@@ -6,8 +6,10 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from app.cli.lazy import AppCommand
 
-@click.command("scheduler")
+
+@click.command("scheduler", cls=AppCommand)
 @with_appcontext
 def scheduler_command() -> None:
     """Run the periodic jobs (send, push, sweep, roster, heartbeat) until SIGTERM; never in web workers."""

@@ -1,23 +1,21 @@
-"""`flask --app wsgi sms test PHONE`: one test text through the configured backend, to check the set-up."""
+"""`flask --app wsgi sms test PHONE`: one test text, to check the set-up; `sms resume`: lift a stop."""
 
 from __future__ import annotations
 
 import uuid
 
 import click
-import phonenumbers
 from flask import current_app
-from flask.cli import AppGroup
 
-from app.extensions import db
-from app.models import OutboundMessage, utcnow
-from app.sms.providers import mask_number
+from app.cli.lazy import CommandGroup
 
-sms_cli = AppGroup("sms", help="SMS engine: send a test text.")
+sms_cli = CommandGroup("sms", help="SMS engine: send a test text.")
 
 
 def normalise_phone(raw: str, region: str) -> str:
     """E.164 form of a number typed by an operator; raises click.BadParameter with the reason."""
+    import phonenumbers
+
     try:
         number = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException as exc:
@@ -31,6 +29,9 @@ def normalise_phone(raw: str, region: str) -> str:
 @click.argument("phone")
 def test_command(phone: str) -> None:
     """Send a test SMS to PHONE (a coordinator's phone) and print the provider's answer in one line."""
+    from app.extensions import db
+    from app.models import OutboundMessage, utcnow
+    from app.sms.providers import mask_number
     from app.sms.sender import send_now
 
     to = normalise_phone(phone, current_app.config["DEFAULT_PHONE_REGION"])
@@ -56,3 +57,28 @@ def test_command(phone: str) -> None:
         return
     reason = result.error_message or result.status
     raise click.ClickException(f"test SMS to {mask_number(to)} via {backend} not sent: {reason}")
+
+
+@sms_cli.command("resume")
+@click.option("--reason", default=None, help="What was fixed (kept in the audit log).")
+def resume_command(reason: str | None) -> None:
+    """Resume sending after a provider error stopped it (bad template, signature, banned word …).
+
+    Fix the cause first (the provider's console or SMS_TEMPLATES): otherwise the next text stops it again.
+    """
+    from app.models import utcnow
+    from app.sms.carriers import resume
+
+    was = resume(utcnow(), "cli:sms-resume", reason)
+    backend = current_app.config["SMS_BACKEND"]
+    if was is None:
+        click.echo(f"SMS sending via {backend} was not stopped: nothing to resume.")
+        return
+    stop = f"{was.get('backend')} error {was.get('code')} at {was.get('at')}: {was.get('reason')}"
+    if not was["in_force"]:
+        click.echo(f"Cleared an old stop ({stop}); it no longer applied, as the settings have changed since.")
+        return
+    click.echo(
+        f"SMS sending via {backend} resumed (it was stopped by {stop}). Due texts go out on the next send "
+        "pass; if the cause is not fixed, the next text stops sending again. Recorded in the audit log."
+    )

@@ -6,14 +6,12 @@ import os
 
 import click
 from flask.cli import with_appcontext
-from sqlalchemy import select
 
-from app.console.accounts import AccountError, change_password, create_user
-from app.extensions import db
-from app.models import ROLES, User
+from app.cli.lazy import CommandGroup
+from app.roles import ROLES
 
 
-@click.group("users", help="Manage coordinator accounts.")
+@click.group("users", cls=CommandGroup, help="Manage coordinator accounts.")
 def users_cli() -> None:
     pass
 
@@ -35,6 +33,9 @@ def users_cli() -> None:
 @with_appcontext
 def create(email: str, role: str, password_env: str) -> None:
     """Create a user EMAIL with a role; the password is prompted or read from the environment."""
+    from app.console.accounts import AccountError, create_user
+    from app.extensions import db
+
     password = os.environ.get(password_env)
     if not password:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
@@ -58,6 +59,12 @@ def create(email: str, role: str, password_env: str) -> None:
 @with_appcontext
 def set_password(email: str, password_env: str) -> None:
     """Give user EMAIL a new password; every session they have open ends."""
+    from sqlalchemy import select
+
+    from app.console.accounts import AccountError, change_password
+    from app.extensions import db
+    from app.models import User
+
     user = db.session.scalar(select(User).where(User.email == email.strip().lower()))
     if user is None:
         raise click.ClickException(f"no user with e-mail {email}")

@@ -13,8 +13,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import Model
 from app.models.types import UTCDateTime, utcnow
+from app.roles import ROLES as ROLES
 
-ROLES = ("admin", "coordinator", "viewer")
 ROLES_BY_NAME = {name: rank for rank, name in enumerate(ROLES)}
 _hasher = PasswordHasher()
 

@@ -99,13 +99,33 @@ def halt(err: ProviderError, now: datetime) -> None:
     )
 
 
-def resume() -> bool:
-    """Lift a halt (the operator fixed the cause); commits. Returns whether one was in force."""
+def resume(now: datetime, actor: str, reason: str | None = None) -> dict[str, Any] | None:
+    """Lift a halt (the operator fixed the cause), audited; commits. Returns the stop that was recorded.
+
+    The one way to resume, for `flask sms resume` and anything else that offers it. A stop recorded for
+    earlier settings (already lifted by changing them) is cleared too, and returned with `in_force` False.
+    """
+    from app import audit
+
     row = db.session.get(SystemState, HALT_KEY)
-    was = bool(row is not None and row.value)
-    if row is not None:
-        row.value = None
+    if row is None or not row.value:
+        return None
+    was = {**row.value, "in_force": row.value.get("fingerprint") == settings_fingerprint(current_app.config)}
+    row.value = None
+    audit.record(
+        actor,
+        "sms.resumed",
+        reason=reason,
+        backend=was.get("backend"),
+        code=was.get("code"),
+        stopped_at=was.get("at"),
+        resumed_at=now.isoformat(),
+        in_force=was["in_force"],
+    )
     db.session.commit()
+    log.warning(
+        "SMS sending resumed by %s (was stopped by %s error %s)", actor, was.get("backend"), was.get("code")
+    )
     return was
 
 

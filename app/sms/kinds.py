@@ -58,3 +58,51 @@ def check_templates(backend: str, templates: Any) -> str | None:
             if not (templates.get(kind) or {}).get("zh"):
                 return f"SMS_TEMPLATES: a zh template id for {kind!r} is required with SMS_BACKEND={backend}"
     return None
+
+
+# The longest value the service puts in each parameter, for Tencent's per-variable limit. `code` depends on
+# SMS_LINK_MODE: the 22-character link token (app.participants.links) or the 8-character entry code
+# (app.participants.entry_codes); `records` is cut to 30 (app.sms.message.RECORDS_MAX_CHARS); `deadline`
+# is at most "12月25日" / "25 Dec"; `phone` is STUDY_PHONE. Tests hold these to the real values.
+CODE_CHARS = {"path": 22, "entry": 8}
+LONGEST_PARAM = {"records": 30, "deadline": 6}
+
+
+def param_length_problem(config: Mapping[str, Any]) -> str | None:
+    """Why SMS_BACKEND=tencent cannot send what SMS_TEMPLATES asks for, as one line; None when it fits.
+
+    Tencent takes at most 6 characters per template variable unless it raises the limit for the account
+    (TENCENT_SMS_PARAM_MAX_CHARS says what it is): every text with a longer value would be refused.
+    Unset, nothing is checked here (accounts differ, and the provider's own refusal,
+    TemplateParameterLengthLimit, stops sending with one clear line anyway).
+    """
+    if config.get("SMS_BACKEND") != "tencent" or not config.get("TENCENT_SMS_PARAM_MAX_CHARS"):
+        return None
+    limit = int(config["TENCENT_SMS_PARAM_MAX_CHARS"])
+    mode = str(config.get("SMS_LINK_MODE") or "path")
+    longest = {
+        **LONGEST_PARAM,
+        "code": CODE_CHARS.get(mode, CODE_CHARS["path"]),
+        "phone": len(str(config.get("STUDY_PHONE") or "")),
+    }
+    templates = config.get("SMS_TEMPLATES") or {}
+    over: dict[str, list[str]] = {}
+    for kind in PARAM_ORDER:
+        for name in PARAM_ORDER[kind] if templates.get(kind) else ():
+            if longest.get(name, 0) > limit:
+                over.setdefault(name, []).append(kind)
+    if not over:
+        return None
+    needed = max(longest[name] for name in over)
+    listed = "; ".join(
+        f"{name} up to {longest[name]}"
+        + (f" in SMS_LINK_MODE={mode}" if name == "code" else "")
+        + f" ({', '.join(kinds)})"
+        for name, kinds in sorted(over.items(), key=lambda item: -longest[item[0]])
+    )
+    return (
+        f"TENCENT_SMS_PARAM_MAX_CHARS={limit}: Tencent refuses a template variable longer than that (6 "
+        f"characters unless Tencent raised the account's limit), and these parameters are longer: {listed}. "
+        f"Ask Tencent to allow at least {needed} characters per variable, then set "
+        f"TENCENT_SMS_PARAM_MAX_CHARS={needed}"
+    )

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from app.models import OutboundMessage
 from app.participants.links import find_link
 from app.sms.bodies import build_body
-from app.sms.providers import SentRecord, SmsProvider
+from app.sms.providers import ProviderError, SentRecord, SmsProvider
 from app.sms.texts import LINK_TEMPLATES
 
 TOKEN_IN_BODY = re.compile(r"/s/([A-Za-z0-9_\-]{16,64})")
@@ -34,12 +34,13 @@ def matches(msg: OutboundMessage, record: SentRecord, now: datetime, body: str |
     if msg.template in LINK_TEMPLATES:
         if msg.visit_id is None:
             return False
-        # The fallback runs only for a row never claimed and would raise if the provider gave no created_at;
-        # reconcile passes claimed rows only. Left as it is (annotations only): see the mypy commit.
-        since = (msg.claimed_at or datetime.min.replace(tzinfo=record.created_at.tzinfo)) - SKEW  # type: ignore[union-attr]
+        # A row never claimed has no moment to start from: any link of its visit is its text.
+        since = msg.claimed_at - SKEW if msg.claimed_at is not None else None
         for token in TOKEN_IN_BODY.findall(record.body):
             link = find_link(token)
-            if link is not None and link.visit_id == msg.visit_id and link.created_at >= since:
+            if link is None or link.visit_id != msg.visit_id:
+                continue
+            if since is None or link.created_at >= since:
                 return True
         return False
     try:
@@ -48,12 +49,25 @@ def matches(msg: OutboundMessage, record: SentRecord, now: datetime, body: str |
         return False
 
 
+class NotListedYet(ProviderError):
+    """The provider's list lacks the text, but it lists texts late: the text may still have been taken."""
+
+
 def find_match(
     provider: SmsProvider, msg: OutboundMessage, body: str | None, now: datetime
 ) -> SentRecord | None:
-    """The provider's record of this row's text, if it has one (since the claim)."""
+    """The provider's record of this row's text, if it has one (since the claim).
+
+    Raises NotListedYet instead of answering "none" when the provider lists texts only some time after
+    taking them (`listing_lag`, Tencent): a text sent seconds ago is then missing whether taken or not,
+    and the caller must leave the row to reconciliation rather than send it again.
+    """
     since = (msg.claimed_at or now) - timedelta(minutes=5)
     for record in provider.find_sent(msg.to_e164 or "", since):
         if matches(msg, record, now, body):
             return record
+    if provider.listing_lag > timedelta(0):
+        raise NotListedYet(
+            f"{provider.name} lists a text only once its delivery report exists, so its absence is unknown"
+        )
     return None

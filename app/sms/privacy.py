@@ -14,10 +14,7 @@ from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 
-from flask_babel import force_locale
-
 from app.schedule.plan import parse_visit_plan
-from app.sms.texts import TEMPLATES, render, visit_label
 
 _LETTER = r"[^\W\d_]"  # any letter, in any script
 _SEPARATORS = re.compile(r"[\s\-]+")
@@ -69,6 +66,12 @@ def check_rendered_texts(config: Mapping[str, Any]) -> str | None:
 
     Needs an app context (the catalogues). None when every text is clean.
     """
+    # Imported here: config.py calls `check_text_settings` while reading the settings, before any
+    # command runs, and that needs no catalogues (Flask-Babel and Babel: a tenth of `flask --help`).
+    from flask_babel import force_locale
+
+    from app.sms.texts import TEMPLATES, render, visit_label
+
     words = config["SMS_DENY_WORDS"]
     visit_keys = parse_visit_plan(config["VISIT_PLAN"]).keys()
     for language in config["LANGUAGES"]:

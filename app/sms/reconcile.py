@@ -4,6 +4,10 @@ A row stays `sending` when its sender died between the claim and recording the S
 provider's answer was lost. After the claim has aged past any live send's timeout, we list
 the provider's texts to that number since the claim: if one is ours we adopt its SID,
 otherwise the row goes back to `pending` and the next send pass re-checks and sends it.
+
+Some providers list a text only some time after taking it (Tencent's status pull shows a text once
+its delivery report exists: `SmsProvider.listing_lag`, TENCENT_SMS_STATUS_LAG). For them "not found"
+is not an answer until the claim is older than the stuck-timeout plus that lag: the row waits.
 """
 
 from __future__ import annotations
@@ -26,15 +30,31 @@ from app.sms.transmit import BACKOFF_CAP, MAX_TRIES
 log = logging.getLogger(__name__)
 
 
+# Each backend's request timeout (seconds); console has none of its own and keeps the old default.
+TIMEOUT_SETTINGS = {
+    "twilio": "TWILIO_TIMEOUT",
+    "aliyun": "ALIYUN_SMS_TIMEOUT",
+    "tencent": "TENCENT_SMS_TIMEOUT",
+}
+
+
 def stuck_after() -> timedelta:
     """How old a claim must be before it is presumed dead: longer than any live send with its retries.
 
     A live send makes at most MAX_TRIES provider calls, each possibly followed by a two-request
-    lookup, all bounded by TWILIO_TIMEOUT, with at most 2 x BACKOFF_CAP of backoff between them.
+    lookup, all bounded by the backend's timeout (TWILIO_TIMEOUT, ALIYUN_SMS_TIMEOUT,
+    TENCENT_SMS_TIMEOUT), with at most 2 x BACKOFF_CAP of backoff between them.
     """
-    timeout = float(current_app.config.get("TWILIO_TIMEOUT") or 15.0)
+    config = current_app.config
+    setting = TIMEOUT_SETTINGS.get(config.get("SMS_BACKEND") or "")
+    timeout = float((config.get(setting) if setting else None) or 15.0)
     longest = MAX_TRIES * (3 * timeout + 2 * BACKOFF_CAP)
     return timedelta(seconds=max(120.0, longest + 60.0))
+
+
+def absent_after(provider: SmsProvider) -> timedelta:
+    """How old a claim must be before the provider's "not found" is believed: past the lag of its listing."""
+    return stuck_after() + provider.listing_lag
 
 
 def reconcile_stuck(now: datetime) -> dict[str, int]:
@@ -100,6 +120,13 @@ def _resolve(
             )
             log.info("reconcile: message %s adopted provider SID %s", msg.id, record.sid)
             return "adopted"
+    if msg.claimed_at is not None and msg.claimed_at > now - absent_after(provider):
+        # The provider may hold the text without listing it yet: unknown, not absent. Ask again later.
+        msg.error_message = (
+            f"sender lost; {provider.name} does not list the text yet, which proves nothing until "
+            f"{(msg.claimed_at + absent_after(provider)).isoformat(timespec='seconds')}"
+        )[:500]
+        return "waiting"
     return _release(msg, "re-queued after a crash: the provider had no such text")
 
 

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import requests
@@ -26,6 +20,7 @@ from flask import Flask, request
 
 from devservers.aliyun_sms import AliyunState, create_aliyun_app
 from devservers.runner import ServerHandle, serve_in_thread
+from tests.devservers.helpers import free_port, start_cli, stop_quickly, wait_until_serving
 
 KEY_ID = "LTAI5tTestKey000000000001"  # fictitious
 KEY_SECRET = "TestSecret0123456789abcdefABCD"  # fictitious
@@ -65,16 +60,6 @@ class Receiver:
         assert len(self.got) >= count, self.got
 
 
-def _stop_quickly(handle: ServerHandle) -> None:
-    """`handle.stop()`, poking the listening socket so serve_forever's poll wakes at once."""
-    stopper = threading.Thread(target=handle.stop)
-    stopper.start()
-    while stopper.is_alive():
-        with contextlib.suppress(OSError):
-            socket.create_connection(handle.server.server_address, timeout=0.1).close()
-        stopper.join(0.01)
-
-
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
@@ -100,7 +85,7 @@ def server(state: AliyunState) -> Iterator[ServerHandle]:
     handle = serve_in_thread(create_aliyun_app(state=state))
     yield handle
     state.close()  # wakes any request parked in a "timeout" fault
-    _stop_quickly(handle)
+    stop_quickly(handle)
 
 
 def _client(server: ServerHandle, secret: str = KEY_SECRET, key_id: str = KEY_ID, **config) -> Client:
@@ -134,7 +119,7 @@ def receiver() -> Iterator[Receiver]:
         return {"code": 0, "msg": "成功"}
 
     yield recorder
-    _stop_quickly(recorder.handle)
+    stop_quickly(recorder.handle)
 
 
 def send(client: Client, phone: str = PATIENT, *, sign: str = SIGN, template: str = INVITE, **extra):
@@ -539,43 +524,22 @@ def test_control_endpoint(server: ServerHandle, client: Client, state: AliyunSta
 # ---- the command line ----------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_cli_serves_on_loopback_and_logs_masked():
-    port = _free_port()
-    root = Path(__file__).resolve().parents[2]
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "devservers.aliyun_sms",
-            "--port",
-            str(port),
-            "--access-key-id",
-            KEY_ID,
-            "--access-key-secret",
-            KEY_SECRET,
-            "--sign-name",
-            SIGN,
-            "--template",
-            f"{INVITE}={INVITE_TEXT}",
-        ],
-        cwd=root,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    port = free_port()
+    proc = start_cli(
+        "devservers.aliyun_sms",
+        port,
+        "--access-key-id",
+        KEY_ID,
+        "--access-key-secret",
+        KEY_SECRET,
+        "--sign-name",
+        SIGN,
+        "--template",
+        f"{INVITE}={INVITE_TEXT}",
     )
     try:
-        for _ in range(200):
-            try:
-                requests.get(f"http://127.0.0.1:{port}/_control", timeout=1)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.05)
+        wait_until_serving(port)
         cli = Client(
             Config(
                 access_key_id=KEY_ID,

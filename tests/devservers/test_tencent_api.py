@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections import deque
@@ -28,6 +24,7 @@ from tencentcloud.sms.v20210111.sms_client import SmsClient
 
 from devservers.runner import ServerHandle, serve_in_thread
 from devservers.tencent_sms import Template, TencentState, create_tencent_app, mask_number, tc3_signature
+from tests.devservers.helpers import free_port, start_cli, stop_quickly, wait_until_serving
 
 SECRET_ID = "AKIDtest0000000000000000000000000000"  # fictitious
 SECRET_KEY = "testSecretKey000000000000000000000"  # fictitious
@@ -75,22 +72,6 @@ class Receiver:
         return [body for p, body in self.got if p == path]
 
 
-def _stop_quickly(handle: ServerHandle) -> None:
-    """`handle.stop()`, poking the listening socket so serve_forever wakes at once."""
-    stopper = threading.Thread(target=handle.stop)
-    stopper.start()
-    while stopper.is_alive():
-        with contextlib.suppress(OSError):
-            socket.create_connection(handle.server.server_address, timeout=0.1).close()
-        stopper.join(0.01)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
@@ -117,7 +98,7 @@ def server(state: TencentState) -> Iterator[ServerHandle]:
     handle = serve_in_thread(create_tencent_app(state=state))
     yield handle
     state.close()  # wakes a request parked in a "hang" fault
-    _stop_quickly(handle)
+    stop_quickly(handle)
 
 
 def _client(server: ServerHandle, secret_id: str = SECRET_ID, key: str = SECRET_KEY, timeout: int = 5):
@@ -148,7 +129,7 @@ def receiver(state: TencentState) -> Iterator[Receiver]:
 
     state.configure({"status_url": f"{recorder.url}/status", "reply_url": f"{recorder.url}/reply"})
     yield recorder
-    _stop_quickly(recorder.handle)
+    stop_quickly(recorder.handle)
 
 
 def send(client: SmsClient, numbers: list[str] | None = None, **fields: Any) -> models.SendSmsResponse:
@@ -499,7 +480,7 @@ def test_status_push_gives_up_after_bounded_attempts(
 
 
 def test_unreachable_status_url_is_recorded_not_raised(client: SmsClient, state: TencentState):
-    state.configure({"status_url": f"http://127.0.0.1:{_free_port()}/gone"})
+    state.configure({"status_url": f"http://127.0.0.1:{free_port()}/gone"})
     send(client)
     state.wait_idle()
     assert len(state.callbacks) == 3 and all(c.error for c in state.callbacks)
@@ -616,40 +597,25 @@ def test_logs_mask_numbers_and_omit_bodies(client: SmsClient, caplog: pytest.Log
 
 
 def test_cli_serves_on_loopback(tmp_path: Path):
-    port = _free_port()
-    root = Path(__file__).resolve().parents[2]
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "devservers.tencent_sms",
-            "--port",
-            str(port),
-            "--secret-id",
-            SECRET_ID,
-            "--secret-key",
-            SECRET_KEY,
-            "--app-id",
-            APP_ID,
-            "--sign",
-            SIGN,
-            "--template",
-            f"{ALERT}=随访提示：记录{{1}}需要关注。",
-            "--report-delay",
-            "0",
-        ],
-        cwd=root,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    port = free_port()
+    proc = start_cli(
+        "devservers.tencent_sms",
+        port,
+        "--secret-id",
+        SECRET_ID,
+        "--secret-key",
+        SECRET_KEY,
+        "--app-id",
+        APP_ID,
+        "--sign",
+        SIGN,
+        "--template",
+        f"{ALERT}=随访提示：记录{{1}}需要关注。",
+        "--report-delay",
+        "0",
     )
     try:
-        for _ in range(100):
-            try:
-                requests.get(f"http://127.0.0.1:{port}/_control", timeout=1)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.05)
+        wait_until_serving(port)
         profile = HttpProfile(endpoint=f"127.0.0.1:{port}", protocol="http", reqTimeout=5)
         cli = SmsClient(
             credential.Credential(SECRET_ID, SECRET_KEY), "ap-guangzhou", ClientProfile(httpProfile=profile)

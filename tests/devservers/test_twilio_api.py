@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
-import socket
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,6 +26,7 @@ from devservers.twilio_api import (
     mask_number,
     twilio_signature,
 )
+from tests.devservers.helpers import free_port, start_cli, stop_quickly, wait_until_serving
 
 ACCOUNT_SID = "AC0123456789abcdef0123456789abcdef"
 AUTH_TOKEN = "fedcba9876543210fedcba9876543210"
@@ -93,22 +89,12 @@ def state(clock: Clock) -> Iterator[TwilioState]:
     state.close()
 
 
-def _stop_quickly(handle: ServerHandle) -> None:
-    """`handle.stop()`, but poke the listening socket so serve_forever's 0.5 s poll wakes at once."""
-    stopper = threading.Thread(target=handle.stop)
-    stopper.start()
-    while stopper.is_alive():
-        with contextlib.suppress(OSError):
-            socket.create_connection(handle.server.server_address, timeout=0.1).close()
-        stopper.join(0.01)
-
-
 @pytest.fixture
 def server(state: TwilioState) -> Iterator[ServerHandle]:
     handle = serve_in_thread(create_twilio_app(state=state))
     yield handle
     state.close()  # wakes any request parked in a "timeout" fault
-    _stop_quickly(handle)
+    stop_quickly(handle)
 
 
 def _http_client(server: ServerHandle, timeout: float) -> Iterator[RebasedHttpClient]:
@@ -140,13 +126,7 @@ def receiver() -> Iterator[Receiver]:
         return "", 204
 
     yield recorder
-    _stop_quickly(recorder.handle)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    stop_quickly(recorder.handle)
 
 
 # ---- create, fetch, list -------------------------------------------------------------------------
@@ -422,7 +402,7 @@ def test_messaging_service_is_accepted_then_queued(client: Client, state: Twilio
 
 def test_unreachable_callback_is_recorded_not_raised(client: Client, state: TwilioState):
     sid = client.messages.create(
-        to=PATIENT, from_=SENDER, body="hi", status_callback=f"http://127.0.0.1:{_free_port()}/gone"
+        to=PATIENT, from_=SENDER, body="hi", status_callback=f"http://127.0.0.1:{free_port()}/gone"
     ).sid
     state.wait_idle()
     assert state.get(sid).status == "delivered"
@@ -522,34 +502,19 @@ def test_logs_mask_numbers_and_omit_bodies(client: Client, caplog: pytest.LogCap
 
 
 def test_cli_serves_on_loopback_and_logs_masked(tmp_path: Path):
-    port = _free_port()
-    root = Path(__file__).resolve().parents[2]
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "devservers.twilio_api",
-            "--port",
-            str(port),
-            "--account-sid",
-            ACCOUNT_SID,
-            "--auth-token",
-            AUTH_TOKEN,
-            "--callback-delay",
-            "0",
-        ],
-        cwd=root,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    port = free_port()
+    proc = start_cli(
+        "devservers.twilio_api",
+        port,
+        "--account-sid",
+        ACCOUNT_SID,
+        "--auth-token",
+        AUTH_TOKEN,
+        "--callback-delay",
+        "0",
     )
     try:
-        for _ in range(100):
-            try:
-                requests.get(f"http://127.0.0.1:{port}/_control", timeout=1)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.05)
+        wait_until_serving(port)
         http = RebasedHttpClient(f"http://127.0.0.1:{port}", timeout=5)
         Client(ACCOUNT_SID, AUTH_TOKEN, http_client=http).messages.create(to=PATIENT, from_=SENDER, body="hi")
         http.session.close()

@@ -404,7 +404,7 @@ ON_TODAY = datetime.combine(TODAY, datetime.min.time(), tzinfo=UTC).replace(hour
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from([TRIAL, WB]), st.dictionaries(_NAMES, _VALUES, max_size=25))
 def test_the_local_redcap_server_accepts_every_cleaned_answer(inst, data):
-    from devservers.redcap_records import _value_problem
+    from devservers.redcap_import import _value_problem
 
     by_column = _STAND_INS[inst.name]
     with time_machine.travel(ON_TODAY, tick=False):
@@ -414,7 +414,7 @@ def test_the_local_redcap_server_accepts_every_cleaned_answer(inst, data):
 
 
 def test_the_local_redcap_server_accepts_complete_submissions():
-    from devservers.redcap_records import _value_problem
+    from devservers.redcap_import import _value_problem
 
     wb = dict(GOOD_WB)
     wb["wb_support____99"] = wb.pop("wb_support___-99")

@@ -8,6 +8,7 @@ subprocess gets their URLs in its environment.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -78,7 +79,9 @@ def add_due_reminders(count: int, now: datetime, start: int = 0, days_since_disc
 def scheduler_env(database_url: str, instance: Path, **settings: str) -> dict[str, str]:
     """The subprocess's environment: this database, short intervals, console SMS unless overridden."""
     env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("REDCAP_", "TWILIO_", "SCHEDULER_", "SMS_"))
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("REDCAP_", "TWILIO_", "ALIYUN_", "TENCENT_", "SCHEDULER_", "SMS_"))
     }
     env.update(
         {
@@ -221,3 +224,51 @@ class SchedulerProcesses:
         """Teardown: nothing outlives the test, whatever failed."""
         for proc in self.started:
             proc.stop_quietly()
+
+
+def aliyun_settings(api_url: str) -> dict[str, str]:
+    """Settings that send through the local Aliyun-compatible server (its default keys and demo templates)."""
+    from devservers.aliyun_sms import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, DEFAULT_SIGN_NAME
+
+    templates = {
+        "invite": {"zh": "SMS_470001", "en": "SMS_470002"},
+        "reminder": {"zh": "SMS_470003", "en": "SMS_470004"},
+        "redflag_alert": {"zh": "SMS_470005"},
+    }
+    return {
+        "SMS_BACKEND": "aliyun",
+        "ALIYUN_ACCESS_KEY_ID": DEFAULT_ACCESS_KEY_ID,
+        "ALIYUN_ACCESS_KEY_SECRET": DEFAULT_ACCESS_KEY_SECRET,
+        "ALIYUN_SMS_SIGN_NAME": DEFAULT_SIGN_NAME,
+        "ALIYUN_SMS_ENDPOINT": api_url,
+        "ALIYUN_SMS_TIMEOUT": "2",
+        "SMS_TEMPLATES": json.dumps(templates),
+        "SMS_CALLBACK_SECRET": "fault-callback-secret",  # fictitious
+        "SMS_RATE_PER_SECOND": "200",
+        "SMS_MAX_IN_FLIGHT": "4",
+    }
+
+
+def tencent_settings(api_url: str) -> dict[str, str]:
+    """Settings that send through the local Tencent-compatible server (its default keys and demo templates)."""
+    from devservers.tencent_sms import DEFAULT_APP_ID, DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY, DEFAULT_SIGN
+
+    templates = {
+        "invite": {"zh": "2000001"},
+        "reminder": {"zh": "2000002"},
+        "redflag_alert": {"zh": "2000003"},
+    }
+    return {
+        "SMS_BACKEND": "tencent",
+        "TENCENT_SECRET_ID": DEFAULT_SECRET_ID,
+        "TENCENT_SECRET_KEY": DEFAULT_SECRET_KEY,
+        "TENCENT_SMS_SDK_APP_ID": DEFAULT_APP_ID,
+        "TENCENT_SMS_SIGN_NAME": DEFAULT_SIGN,
+        "TENCENT_SMS_ENDPOINT": api_url,
+        "TENCENT_SMS_TIMEOUT": "2",
+        "TENCENT_SMS_PARAM_MAX_CHARS": "30",
+        "SMS_TEMPLATES": json.dumps(templates),
+        "SMS_CALLBACK_SECRET": "fault-callback-secret",  # fictitious
+        "SMS_RATE_PER_SECOND": "200",
+        "SMS_MAX_IN_FLIGHT": "4",
+    }

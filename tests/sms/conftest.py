@@ -237,6 +237,7 @@ def tencent_env(app_factory) -> Iterator:
             "TENCENT_SMS_SIGN_NAME": DEFAULT_SIGN,
             "TENCENT_SMS_ENDPOINT": api.url,
             "TENCENT_SMS_TIMEOUT": "1",
+            "TENCENT_SMS_PARAM_MAX_CHARS": "30",
             "SMS_TEMPLATES": templates_json(TENCENT_TEMPLATES),
         },
     )

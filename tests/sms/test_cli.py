@@ -58,3 +58,38 @@ def test_tick_command_runs_the_sms_steps(twilio_server):
     assert result.exit_code == 0, result.output
     assert "plan.planned=1" in result.output and "send.sent=1" in result.output
     assert len(twilio_server.state.messages) == 1
+
+
+def test_sms_resume_lifts_a_stop_audited_and_sending_goes_on(aliyun_env):
+    from sqlalchemy import select
+
+    from app.models import AuditEntry
+    from app.sms import carriers
+    from app.sms.planner import plan_due
+    from app.sms.sender import send_due
+    from tests.sms.conftest import open_visit
+
+    for code in ("SMS_470001", "SMS_470003"):  # the provider withdrew our zh templates
+        aliyun_env.state.templates.pop(code)
+    open_visit(language="zh", days_since_discharge=25)
+    plan_due(NOW)
+    assert send_due(NOW)["halted"] == 1
+    assert carriers.halted()
+    aliyun_env.state.reset()  # the study team re-registered them
+
+    runner = aliyun_env.app.test_cli_runner()
+    result = runner.invoke(args=["sms", "resume", "--reason", "templates re-approved"])
+    assert result.exit_code == 0, result.output
+    assert "SMS sending via aliyun resumed" in result.output
+    assert "isv.SMS_TEMPLATE_ILLEGAL" in result.output
+    assert not carriers.halted()
+    entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "sms.resumed"))
+    assert entry.actor == "cli:sms-resume" and entry.reason == "templates re-approved"
+    assert entry.detail["code"] == "isv.SMS_TEMPLATE_ILLEGAL" and entry.detail["in_force"] is True
+    assert send_due(NOW)["sent"] == 1
+    assert len(aliyun_env.state.messages) == 1
+
+    again = runner.invoke(args=["sms", "resume"])
+    assert again.exit_code == 0
+    assert "was not stopped: nothing to resume" in again.output
+    assert db.session.scalar(select(AuditEntry).where(AuditEntry.action == "sms.resumed").offset(1)) is None

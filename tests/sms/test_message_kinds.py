@@ -272,7 +272,7 @@ def test_halt_is_lifted_by_resume(aliyun_env):
     carriers.halt(ProviderError("bad sign", code="isv.SMS_SIGNATURE_ILLEGAL", halt=True), NOW)
     db.session.commit()
     assert carriers.halted()
-    assert carriers.resume()
+    assert carriers.resume(NOW, "test")["code"] == "isv.SMS_SIGNATURE_ILLEGAL"
     assert not carriers.halted()
 
 

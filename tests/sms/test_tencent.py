@@ -93,3 +93,14 @@ def test_a_bad_number_marks_it_invalid(tencent_env):
     assert send_due(NOW)["failed"] == 1
     db.session.expire_all()
     assert db.session.get(Participant, participant.id).phone_status == "invalid"
+
+
+def test_a_variable_over_the_accounts_limit_stops_sending(tencent_env):
+    """Start-up checks TENCENT_SMS_PARAM_MAX_CHARS; if the account's real limit is lower, every text with
+    the 22-character code is refused: sending stops with the code, rather than failing text after text."""
+    tencent_env.state.configure({"limits": {"max_param_chars": 6}})
+    open_visit(language="zh", days_since_discharge=25)
+    plan_due(NOW)
+    assert send_due(NOW)["halted"] == 1
+    assert "TemplateParameterLengthLimit" in carriers.halt_reason()
+    assert tencent_env.state.sent == []

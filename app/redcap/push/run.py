@@ -13,29 +13,27 @@ Answers, REDCap's error texts (which may quote a value) and the token are never 
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import random
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from flask import current_app
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload
 
-from app.backoff import backoff_ceiling
 from app.extensions import db
-from app.models import Submission, SystemState, Visit
+from app.models import Participant, Submission, SystemState, Visit
 from app.redcap.client import (
-    ForbiddenFieldError,
     RedcapAuthError,
     RedcapClient,
-    RedcapRejected,
     RedcapUnavailable,
     get_client,
 )
 from app.redcap.conflicts import pre_push_check
+from app.redcap.push.pipeline import ImportPipeline, retrying, row_key, split_rejected
 from app.redcap.push.queue import PassContext, PushItem, PushQueue, PushReport
 from app.redcap.push.study_statuses import EnrollmentStatusQueue
 from app.redcap.push.submissions import SubmissionQueue
@@ -44,8 +42,10 @@ from app.redcap.state import CONTACT_STATE_KEY, PROJECT_STATE_KEY, note_redcap_e
 
 log = logging.getLogger(__name__)
 
-SCREEN_BATCHES = 20
-T = TypeVar("T")
+# Rows screened together: one checking export (the conflict check, or a status queue's read of REDCap's
+# own statuses) covers this many records, as before (20 batches of 100); their imports then go out in
+# batches of REDCAP_BATCH_SIZE.
+SCREEN_RECORDS = 2000
 
 # ---------------------------------------------------------------- a pass
 
@@ -65,7 +65,7 @@ def push_pending(
     max_batches: int | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> PushReport:
-    """One push pass over both queues; stops at the first outage. Commits per batch."""
+    """One push pass over the three queues; stops at the first outage. Commits per batch."""
     config = current_app.config
     report = PushReport()
     report.missed_queued = enqueue_missed_visits(now)
@@ -91,102 +91,92 @@ def push_pending(
 
 
 def _run_queue(ctx: PassContext, queue: PushQueue, size: int, max_batches: int | None) -> None:
-    # Pre-push checks read REDCap once per window of SCREEN_BATCHES batches, not once per batch.
-    window = size * SCREEN_BATCHES if queue.screened and _PRE_PUSH_CHECKS else size
-    last_id = 0
-    while max_batches is None or ctx.report.batches < max_batches:
-        items, last_id = queue.next_batch(last_id, window)
-        if last_id == 0:
-            return
-        if items:
-            _push_window(ctx, queue, items, size)
-        db.session.commit()
+    """Drain one queue: windows read and screened on this thread, their batches imported by the pipeline.
 
-
-def _push_window(ctx: PassContext, queue: PushQueue, items: list[PushItem], size: int) -> None:
-    """Screen the rows, then import them in batches of `size`, splitting on rejection; commits per batch.
-
-    On an outage, whatever is not yet confirmed is deferred with backoff and the outage re-raised.
+    The pass reads and screens at most one window ahead of the imports, and never screens a row whose
+    record-event an import still in flight writes to (its check must see that import). All of a queue's
+    imports are recorded before the next queue starts (the status queues read what the submissions wrote).
     """
-    confirmed: list[int] = []
+    window = _window(size)
+    last_id = 0
+    with ImportPipeline(ctx) as pipeline:
+        try:
+            ahead = 0  # batches of the newest window handed over
+            while max_batches is None or ctx.report.batches < max_batches:
+                pipeline.settle(keep=ahead)  # older windows are recorded before another is read
+                items, last_id = queue.next_batch(last_id, window)
+                if last_id == 0:
+                    break
+                if items and pipeline.writes_to(row_key(ctx, item) for item in items):
+                    pipeline.settle(keep=0)
+                before = ctx.report.batches
+                if items:
+                    _push_window(ctx, queue, items, size, pipeline)
+                ahead = ctx.report.batches - before
+                db.session.commit()
+        except (RedcapUnavailable, RedcapAuthError):
+            if pipeline.outage is None:
+                with contextlib.suppress(RedcapUnavailable, RedcapAuthError):
+                    pipeline.settle(keep=0)  # record what landed while this thread met the outage
+            raise
+        pipeline.settle(keep=0)
+
+
+def _window(size: int) -> int:
+    """Rows screened together: whole batches, about SCREEN_RECORDS records per checking export."""
+    return size * max(1, SCREEN_RECORDS // size)
+
+
+def _push_window(
+    ctx: PassContext, queue: PushQueue, items: list[PushItem], size: int, pipeline: ImportPipeline
+) -> None:
+    """Screen the rows, then hand them to the pipeline in batches of `size` (split on rejection there).
+
+    On an outage while screening, the window's rows are deferred with backoff and the outage re-raised.
+    """
     rejected: list[tuple[int, str]] = []
-    screened: list[PushItem] = []
     try:
-        screened = _split(items, lambda part: _retrying(ctx, lambda: queue.keep_redcaps(part)), rejected)
+        screened = split_rejected(
+            items, lambda part: retrying(ctx, lambda: queue.keep_redcaps(part)), rejected
+        )
         for check in _PRE_PUSH_CHECKS if queue.screened else []:
             # mypy cannot type a lambda with a default argument (which binds the loop variable).
-            screened = _split(screened, lambda part, check=check: _screen(ctx, check, part), rejected)  # type: ignore[misc]
-        for start in range(0, len(screened), size):
-            ctx.report.batches += 1
-            landed: list[int] = []
-            _split(screened[start : start + size], lambda part, out=landed: _import(ctx, part, out), rejected)  # type: ignore[misc]
-            queue.mark_pushed(landed)
-            confirmed.extend(landed)
-            db.session.commit()
+            screened = split_rejected(screened, lambda part, check=check: _screen(ctx, check, part), rejected)  # type: ignore[misc]
     except (RedcapUnavailable, RedcapAuthError) as exc:
         queue.mark_rejected(rejected)
-        done = set(confirmed) | {i for i, _ in rejected}
+        done = {i for i, _ in rejected}
         queue.defer([item.id for item in items if item.id not in done], f"REDCap unavailable: {exc}")
         raise
     queue.mark_rejected(rejected)
-    done = set(confirmed) | {i for i, _ in rejected}
-    unconfirmed = [item.id for item in screened if item.id not in done]
-    if unconfirmed:
-        queue.defer(unconfirmed, "REDCap did not confirm these records in its answer; will retry")
     if rejected:
         note_redcap_error(ctx.now)
-
-
-def _split(
-    items: list[PushItem],
-    attempt: Callable[[list[PushItem]], list[PushItem]],
-    rejected: list[tuple[int, str]],
-) -> list[PushItem]:
-    """Binary split: a batch REDCap rejects is halved until each bad record stands alone (and fails)."""
-    if not items:
-        return []
-    try:
-        return attempt(items)
-    except (RedcapRejected, ForbiddenFieldError) as exc:
-        if len(items) == 1:
-            message = exc.message if isinstance(exc, RedcapRejected) else str(exc)
-            rejected.append((items[0].id, message))
-            return []
-        middle = len(items) // 2
-        return _split(items[:middle], attempt, rejected) + _split(items[middle:], attempt, rejected)
+    db.session.commit()  # conflicts found and rows kept are recorded before their neighbours are sent
+    for start in range(0, len(screened), size):
+        ctx.report.batches += 1
+        try:
+            pipeline.submit(queue, screened[start : start + size])
+        except (RedcapUnavailable, RedcapAuthError) as exc:  # an earlier batch met it: keep the rest
+            queue.defer([item.id for item in screened[start + size :]], f"REDCap unavailable: {exc}")
+            raise
 
 
 def _screen(ctx: PassContext, check: PrePushCheck, items: list[PushItem]) -> list[PushItem]:
-    # Checks read each submission's visit and participant: load them here in three queries, not 2 per row
-    # (the identity map serves their lookups while `loaded` keeps the objects alive).
+    # Checks read each submission's visit and participant: load them here in one query, not 2 per row
+    # (the identity map serves their lookups while `loaded` keeps the objects alive). Only the columns
+    # the checks read are loaded; any other is loaded if touched (a conflict's audit entry).
     loaded = db.session.scalars(
         select(Submission)
         .where(Submission.id.in_([item.id for item in items]))
-        .options(selectinload(Submission.visit).selectinload(Visit.participant))
+        .options(
+            joinedload(Submission.visit, innerjoin=True)
+            .load_only(Visit.event_name, Visit.participant_id)
+            .joinedload(Visit.participant, innerjoin=True)
+            .load_only(Participant.record_id)
+        )
     ).all()
     held = check(items, ctx.client, ctx.now)
     del loaded
     return [item for item in items if item.id not in held]
-
-
-def _import(ctx: PassContext, items: list[PushItem], confirmed: list[int]) -> list[PushItem]:
-    """One import call (with short in-pass retries); records the items REDCap confirmed by id."""
-    ids = set(_retrying(ctx, lambda: ctx.client.import_records([item.row for item in items])))
-    landed = [item for item in items if item.row[ctx.record_field] in ids]
-    confirmed.extend(item.id for item in landed)
-    return landed
-
-
-def _retrying(ctx: PassContext, call: Callable[[], T]) -> T:
-    """Make a REDCap call, retried within the pass (short jittered waits) while REDCap is unavailable."""
-    for attempt in range(1, ctx.attempts_per_pass + 1):
-        try:
-            return call()
-        except RedcapUnavailable:
-            if attempt == ctx.attempts_per_pass:
-                raise
-            ctx.sleep(backoff_ceiling(attempt + 1, 0.25, 4.0) * random.uniform(0.5, 1.0))
-    raise AssertionError("unreachable")
 
 
 def push_step(now: datetime) -> dict[str, Any]:

@@ -75,7 +75,7 @@ class EnrollmentStatusQueue(PushQueue):
         return items, rows[-1][0]
 
     def keep_redcaps(self, items: list[PushItem]) -> list[PushItem]:
-        """Never write over a different ended status staff entered in REDCap: one export per batch."""
+        """Never write over a different ended status staff entered in REDCap: one export per window."""
         field = self.status_field
         if not items or not field:
             return items

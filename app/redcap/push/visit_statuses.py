@@ -44,7 +44,7 @@ class StatusQueue(PushQueue):
     kind = "status_push"
 
     def keep_redcaps(self, items: list[PushItem]) -> list[PushItem]:
-        """Never write a visit status over one staff entered in REDCap: one export per batch.
+        """Never write a visit status over one staff entered in REDCap: one export per window.
 
         A status REDCap already holds is marked pushed; a different one is kept, and the row is marked
         failed with the reason for coordinators (audited), not retried.

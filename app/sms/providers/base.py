@@ -69,6 +69,9 @@ class SmsProvider(ABC):
     name: str = "base"
     # Whether SMS_RATE_PER_SECOND applies (a carrier is at the other end).
     rate_limited: bool = True
+    # How long after accepting a text the provider may still leave it out of `find_sent` (Tencent lists a
+    # text only once its delivery report exists). Until then "not found" proves nothing.
+    listing_lag: timedelta = timedelta(0)
 
     @abstractmethod
     def send(self, to: str, body: str, *, ref: str, status_callback: str | None) -> Accepted:

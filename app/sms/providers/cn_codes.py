@@ -50,6 +50,7 @@ HALT = frozenset(
         "FailedOperation.MissingSignature",
         "FailedOperation.MissingTemplateToModify",
         "InvalidParameterValue.TemplateParameterFormatError",
+        "InvalidParameterValue.TemplateParameterLengthLimit",  # the account's per-variable limit: every text
         "InvalidParameterValue.ProhibitedUseUrlInTemplateParameter",
         "InvalidParameterValue.SdkAppIdNotExist",
         "InvalidParameterValue.IncorrectSignName",

@@ -26,6 +26,8 @@ from app.sms.providers.cn_codes import code_error, transport_error
 
 TENCENT_ENDPOINT = "https://sms.tencentcloudapi.com"
 PULL_LIMIT = 100
+# TENCENT_SMS_STATUS_LAG's default: how long a report may take before the pull's "not found" is believed.
+STATUS_LAG_SECONDS = 600.0
 # Report statuses in PullSmsSendStatus, in our vocabulary; a text without a report yet was sent.
 REPORT_STATUS = {"SUCCESS": "delivered", "FAIL": "undelivered"}
 
@@ -47,6 +49,7 @@ class TencentProvider(SmsProvider):
         region: str = "ap-guangzhou",
         endpoint: str = TENCENT_ENDPOINT,
         timeout: float = 15.0,
+        status_lag: float = STATUS_LAG_SECONDS,
     ) -> None:
         parts = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
         http = HttpProfile(protocol=parts.scheme, endpoint=parts.netloc, reqTimeout=max(1, round(timeout)))
@@ -56,6 +59,9 @@ class TencentProvider(SmsProvider):
         self.sdk_app_id = sdk_app_id
         self.sign_name = sign_name
         self.templates = {"SMS_TEMPLATES": templates}
+        # PullSmsSendStatusByPhoneNumber lists only texts with a delivery report: a text accepted moments ago
+        # is absent from it, so a lookup that finds nothing means "not yet known" for this long.
+        self.listing_lag = timedelta(seconds=status_lag)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> TencentProvider:
@@ -68,6 +74,7 @@ class TencentProvider(SmsProvider):
             region=config.get("TENCENT_SMS_REGION") or "ap-guangzhou",
             endpoint=config.get("TENCENT_SMS_ENDPOINT") or TENCENT_ENDPOINT,
             timeout=float(config.get("TENCENT_SMS_TIMEOUT") or 15.0),
+            status_lag=float(config.get("TENCENT_SMS_STATUS_LAG", STATUS_LAG_SECONDS)),
         )
 
     def send(self, to: str, body: str, *, ref: str, status_callback: str | None) -> Accepted:
