@@ -46,7 +46,23 @@ else:
 login_manager = LoginManager()
 csrf = CSRFProtect()
 babel = Babel()
-limiter = Limiter(key_func=get_remote_address, default_limits=[])
+
+
+class _Limiter(Limiter):
+    """Flask-Limiter, whose before-request check returns at once for a view marked `unlimited_view`.
+
+    The extension consults its request filters only after identifying the request and resolving the
+    view's limits and meta limits; for a view with no limit that work found nothing and cost about a
+    twelfth of a questionnaire page. Views with limits of their own are checked exactly as before.
+    """
+
+    def _check_request_limit(self, callable_name: str | None = None, in_middleware: bool = True) -> None:
+        if in_middleware and _skip_unlimited_views():
+            return
+        super()._check_request_limit(callable_name, in_middleware)
+
+
+limiter = _Limiter(key_func=get_remote_address, default_limits=[])
 
 
 def unlimited_view(view: _View) -> _View:

@@ -10,12 +10,17 @@ that same-origin Referer on every HTTPS POST; `no-referrer` made every HTTPS for
 
 from __future__ import annotations
 
+import hashlib
 import io
+import os
+import zlib
+from functools import lru_cache
 from typing import Any, BinaryIO
 
-from flask import Flask, Response, abort, current_app, request
+from flask import Flask, Response, abort, current_app, g, request, session
 from flask.sessions import SecureCookieSessionInterface
-from itsdangerous import URLSafeTimedSerializer
+from itsdangerous import Serializer, URLSafeTimedSerializer
+from itsdangerous.encoding import base64_encode
 from werkzeug.exceptions import BadRequest
 
 # No 'unsafe-inline' anywhere: the questionnaire's logic travels as a JSON data block, not code.
@@ -59,6 +64,9 @@ def refuse_oversized_body() -> None:
     A view may name a larger bound of its own (`view.max_content_length`, e.g. an SMS provider's
     batch push of thousands of receipts); it applies to that route only.
     """
+    environ = request.environ
+    if environ.get("CONTENT_LENGTH", "") in ("", "0") and "HTTP_TRANSFER_ENCODING" not in environ:
+        return  # no body at all (every page view): nothing to measure, nothing will be parsed
     view = current_app.view_functions.get(request.endpoint or "")
     own = getattr(view, "max_content_length", None)
     if own:
@@ -116,34 +124,107 @@ def _discard(stream: BinaryIO, most: int) -> None:
         return
 
 
+# The headers as (name, lowercase name, value), and the lowercase names as a set: the check for a view's
+# own value costs one set lookup per header.
+_HEADER_ROWS = tuple((name, name.lower(), value) for name, value in HEADERS.items())
+
+
 def add_security_headers(response: Response) -> Response:
     """The headers every page gets; pages that hold personal data are never cached."""
-    present = {name.lower() for name, _ in response.headers.items()}
-    for name, value in HEADERS.items():
-        if name.lower() not in present:  # a view's own value wins, as with setdefault
-            response.headers.add(name, value)
+    headers = response.headers
+    present = {name.lower() for name, _ in headers.items()}
+    for name, lower, value in _HEADER_ROWS:
+        if lower not in present:  # a view's own value wins, as with setdefault
+            headers.add(name, value)
     if not request.path.startswith("/static/"):
         # Answers and tokens must not sit in a shared phone's or a proxy's cache.
-        response.headers["Cache-Control"] = "no-store"
-        response.headers["Pragma"] = "no-cache"
+        headers["Cache-Control"] = "no-store"
+        headers["Pragma"] = "no-cache"
     if request.is_secure or current_app.config.get("SESSION_COOKIE_SECURE"):
-        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     return response
 
 
+# Below this many bytes of JSON, zlib is not tried: on a payload this short it hardly ever gains a byte
+# (a CSRF token's 40 random hex digits never do), yet each attempt sets up a whole deflate state, which
+# cost more than signing the cookie itself.
+COMPRESS_FROM = 256
+
+
+class CompactSerializer(URLSafeTimedSerializer):
+    """itsdangerous' URL-safe timed serializer that tries zlib only on payloads long enough to gain.
+
+    A short payload comes out exactly as itsdangerous writes any payload that does not compress; a long
+    one exactly as before. `loads` is itsdangerous' own, so it reads both forms (old cookies and tokens
+    included), and Flask and Flask-WTF check what this signs as their own.
+    """
+
+    def dump_payload(self, obj: Any) -> bytes:
+        """The JSON, compressed (with itsdangerous' leading '.') only when long and shorter for it."""
+        json = Serializer.dump_payload(self, obj)
+        if len(json) >= COMPRESS_FROM:
+            compressed = zlib.compress(json)
+            if len(compressed) < len(json) - 1:
+                return b"." + base64_encode(compressed)
+        return base64_encode(json)
+
+
+@lru_cache(maxsize=8)
+def _csrf_serializer(secret: str | bytes) -> CompactSerializer:
+    return CompactSerializer(secret, salt="wtf-csrf-token")  # Flask-WTF's salt
+
+
+def csrf_token() -> str:
+    """This request's signed CSRF token: what Flask-WTF's `generate_csrf` returns, made the same way.
+
+    Same raw token in the session (Flask-WTF's field name), same salt, key and signature, cached in `g`
+    under the same name, so Flask-WTF's check accepts it and a later `csrf_token()` in a template returns
+    the same value. Only the serializer differs: built once per key, and without the zlib attempt on a
+    payload that never compresses (a third of a questionnaire page's own work went into the two).
+    """
+    config = current_app.config
+    secret = config.get("WTF_CSRF_SECRET_KEY") or current_app.secret_key
+    field = config.get("WTF_CSRF_FIELD_NAME") or "csrf_token"
+    if not secret:
+        raise RuntimeError("A secret key is required to use CSRF.")
+    found: str | None = g.get(field)
+    if found is None:
+        raw = session.get(field)
+        if not isinstance(raw, str):
+            raw = session[field] = hashlib.sha1(os.urandom(64)).hexdigest()  # noqa: S324  (Flask-WTF's)
+        found = _csrf_serializer(secret).dumps(raw)
+        setattr(g, field, found)
+    return found
+
+
 class SessionCookies(SecureCookieSessionInterface):
-    """Flask's signed session cookie, with its serializer built once per set of keys, not twice a request."""
+    """Flask's signed session cookie, with its serializer built once per set of keys, not twice a request,
+    and without the zlib attempt on a short session (`CompactSerializer`)."""
 
     def __init__(self) -> None:
         self._serializers: dict[tuple[Any, ...], URLSafeTimedSerializer | None] = {}
 
     def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
         """Flask's serializer for the app's SECRET_KEY and SECRET_KEY_FALLBACKS as they are now."""
-        keys = (app.secret_key, tuple(app.config["SECRET_KEY_FALLBACKS"] or ()))
-        found = self._serializers.get(keys)
-        if found is None:
-            found = self._serializers[keys] = super().get_signing_serializer(app)
-        return found
+        fallbacks = tuple(app.config["SECRET_KEY_FALLBACKS"] or ())
+        keys = (app.secret_key, fallbacks)
+        found = self._serializers.get(keys, False)
+        if found is False:
+            # Flask's own arguments (SecureCookieSessionInterface.get_signing_serializer), current key last.
+            found = self._serializers[keys] = (
+                CompactSerializer(
+                    [*fallbacks, app.secret_key],
+                    salt=self.salt,
+                    serializer=self.serializer,
+                    signer_kwargs={
+                        "key_derivation": self.key_derivation,
+                        "digest_method": self.digest_method,
+                    },
+                )
+                if app.secret_key
+                else None
+            )
+        return found  # type: ignore[return-value]  # False never stays: it is replaced above
 
 
 def register_security(app: Flask) -> None:

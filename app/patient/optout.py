@@ -10,19 +10,19 @@ from __future__ import annotations
 import threading
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
-from flask import current_app, g, render_template, session, url_for
-from flask_wtf.csrf import generate_csrf
+from flask import current_app, g, render_template, session
 from markupsafe import escape
 
 from app.models import Participant, StudyStatus
 from app.participants.links import find_link
+from app.security import csrf_token
 
 ANSWERED_KEY = "answered_link"  # the link this session sent answers through
 # Stand-ins in the cached block, replaced per request: they cannot occur in a token or in the texts.
 TOKEN_SLOT = "tokenslot0reminders0"  # noqa: S105  (a stand-in, not a secret)
 CSRF_SLOT = "\x00reminders-csrf\x00"
-_ENDPOINTS = {False: "patient.stop_texts", True: "patient.start_texts"}
 _lock = threading.Lock()
 
 
@@ -49,10 +49,10 @@ def block(token: str, opted_out: bool) -> str:
     cached blank questionnaire's slot; other pages include patient/_reminders.html themselves.
 
     Rendered once per app, language and state with stand-ins for the token and the CSRF token, which
-    are put in here per request (the same escaping as the template's), so nothing of one participant's
-    page is kept for another.
+    are put in here per request, so nothing of one participant's page is kept for another. The token is
+    percent-encoded whole: for an issued token (URL-safe characters only) that is what `url_for` writes,
+    and any other character could neither break out of the URL nor out of the attribute.
     """
-    endpoint = _ENDPOINTS[bool(opted_out)]
     cache: dict[Any, Any] = current_app.extensions.setdefault("patient_reminder_blocks", {})
     key = (g.locale, bool(opted_out))
     with _lock:
@@ -63,8 +63,7 @@ def block(token: str, opted_out: bool) -> str:
         )
         with _lock:
             cache[key] = html
-    slot_url = str(escape(url_for(endpoint, token=TOKEN_SLOT)))
-    html = html.replace(slot_url, str(escape(url_for(endpoint, token=token))))
+    html = html.replace(TOKEN_SLOT, quote(token, safe=""))
     if opted_out:
-        html = html.replace(CSRF_SLOT, str(escape(generate_csrf())))
+        html = html.replace(CSRF_SLOT, str(escape(csrf_token())))
     return html

@@ -10,7 +10,6 @@ from flask import Response, current_app, g, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_babel import refresh
-from flask_wtf.csrf import generate_csrf
 from markupsafe import escape
 from werkzeug.exceptions import TooManyRequests
 
@@ -21,6 +20,7 @@ from app.patient.blueprint import bp
 from app.questionnaire.definition import InstrumentDef
 from app.questionnaire.form_builder import UNANSWERED, QuestionnaireForm
 from app.questionnaire.translations import instrument_label
+from app.security import csrf_token
 
 
 def _use_language(lang: str) -> None:
@@ -73,7 +73,7 @@ def _blank_form(definition: InstrumentDef, today: date, token: str, ctx: flow.Li
         today,
         lambda page: _render_form(page, definition, csrf_value=flow.CSRF_SLOT),
     )
-    html = html.replace(flow.CSRF_SLOT, str(escape(generate_csrf())), 1)
+    html = html.replace(flow.CSRF_SLOT, str(escape(csrf_token())), 1)
     return html.replace(flow.REMINDERS_SLOT, optout.block(token, ctx.opted_out), 1)
 
 
