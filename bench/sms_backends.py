@@ -17,23 +17,15 @@ from pathlib import Path
 
 import requests
 
+from devservers.aliyun_protocol import DEMO_SMS_TEMPLATES as ALIYUN_TEMPLATES
+from devservers.tencent_state import DEMO_SMS_TEMPLATES as TENCENT_TEMPLATES
+
 ROOT = Path(__file__).resolve().parent.parent
 
 BACKENDS = ("twilio", "aliyun", "tencent")
 TWILIO_ACCOUNT_SID = "ACa1b2c3d4e5f60718293a4b5c6d7e8f90"  # devservers' fictitious default account
 TWILIO_AUTH_TOKEN = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 CALLBACK_SECRET = "bench-callback-secret-0123"  # fictitious; the servers push nothing back here
-# The local servers' demo templates (devservers/aliyun_protocol.py, tencent_state.py).
-ALIYUN_TEMPLATES = {
-    "invite": {"zh": "SMS_470001", "en": "SMS_470002"},
-    "reminder": {"zh": "SMS_470003", "en": "SMS_470004"},
-    "redflag_alert": {"zh": "SMS_470005"},
-}
-TENCENT_TEMPLATES = {
-    "invite": {"zh": "2000001"},
-    "reminder": {"zh": "2000002"},
-    "redflag_alert": {"zh": "2000003"},
-}
 
 
 def free_port() -> int:

@@ -256,6 +256,12 @@ DEFAULT_TEMPLATES = {  # demo templates following the issue's parameter names
     "SMS_470004": "Reminder: your ${visit} follow-up closes on ${deadline}: https://followup.example.cn/s/${code}",
     "SMS_470005": "随访系统提示：以下记录出现危险信号，请尽快处理：${records}",
 }
+# The SMS_TEMPLATES that maps the service's kinds onto the demo templates above (tests, benchmarks).
+DEMO_SMS_TEMPLATES = {
+    "invite": {"zh": "SMS_470001", "en": "SMS_470002"},
+    "reminder": {"zh": "SMS_470003", "en": "SMS_470004"},
+    "redflag_alert": {"zh": "SMS_470005"},
+}
 
 
 def parse_template_param(raw: str | None, template: Template) -> dict[str, str]:

@@ -49,6 +49,12 @@ DEFAULT_TEMPLATES = {
     "2000002": Template("提醒：您的{1}随访将于{2}截止，请尽快完成：https://followup.example.cn/s/{3}"),
     "2000003": Template("随访系统提示：记录{1}出现需关注的回答，请及时查看。"),
 }
+# The SMS_TEMPLATES that maps the service's kinds onto the demo templates above (tests, benchmarks).
+DEMO_SMS_TEMPLATES = {
+    "invite": {"zh": "2000001"},
+    "reminder": {"zh": "2000002"},
+    "redflag_alert": {"zh": "2000003"},
+}
 LIMIT_KEYS = frozenset({"same_content_30s", "hourly", "daily", "max_param_chars"})
 CONTROL_KEYS = frozenset(
     {

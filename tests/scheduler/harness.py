@@ -228,13 +228,9 @@ class SchedulerProcesses:
 
 def aliyun_settings(api_url: str) -> dict[str, str]:
     """Settings that send through the local Aliyun-compatible server (its default keys and demo templates)."""
+    from devservers.aliyun_protocol import DEMO_SMS_TEMPLATES as templates
     from devservers.aliyun_sms import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, DEFAULT_SIGN_NAME
 
-    templates = {
-        "invite": {"zh": "SMS_470001", "en": "SMS_470002"},
-        "reminder": {"zh": "SMS_470003", "en": "SMS_470004"},
-        "redflag_alert": {"zh": "SMS_470005"},
-    }
     return {
         "SMS_BACKEND": "aliyun",
         "ALIYUN_ACCESS_KEY_ID": DEFAULT_ACCESS_KEY_ID,
@@ -252,12 +248,8 @@ def aliyun_settings(api_url: str) -> dict[str, str]:
 def tencent_settings(api_url: str) -> dict[str, str]:
     """Settings that send through the local Tencent-compatible server (its default keys and demo templates)."""
     from devservers.tencent_sms import DEFAULT_APP_ID, DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY, DEFAULT_SIGN
+    from devservers.tencent_state import DEMO_SMS_TEMPLATES as templates
 
-    templates = {
-        "invite": {"zh": "2000001"},
-        "reminder": {"zh": "2000002"},
-        "redflag_alert": {"zh": "2000003"},
-    }
     return {
         "SMS_BACKEND": "tencent",
         "TENCENT_SECRET_ID": DEFAULT_SECRET_ID,

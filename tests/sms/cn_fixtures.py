@@ -8,20 +8,14 @@ from typing import Any
 
 from flask import Flask
 
+from devservers import aliyun_protocol, tencent_state
 from devservers.runner import ServerHandle, serve_in_thread
 from tests.sms.conftest import free_port
 
 CALLBACK_SECRET = "cb-secret-0123456789"  # fictitious
-ALIYUN_TEMPLATES = {
-    "invite": {"zh": "SMS_470001", "en": "SMS_470002"},
-    "reminder": {"zh": "SMS_470003", "en": "SMS_470004"},
-    "redflag_alert": {"zh": "SMS_470005"},
-}
-TENCENT_TEMPLATES = {
-    "invite": {"zh": "2000001"},
-    "reminder": {"zh": "2000002"},
-    "redflag_alert": {"zh": "2000003"},
-}
+# SMS_TEMPLATES for the local servers' demo templates
+ALIYUN_TEMPLATES = aliyun_protocol.DEMO_SMS_TEMPLATES
+TENCENT_TEMPLATES = tencent_state.DEMO_SMS_TEMPLATES
 
 
 @dataclass
