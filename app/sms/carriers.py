@@ -22,7 +22,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import CursorResult
 
 from app.extensions import db
-from app.models import OutboundMessage, Participant, SystemState
+from app.models import OutboundMessage, OutboundStatus, Participant, SystemState
 from app.sms.message import records_label
 from app.sms.providers import ProviderError
 
@@ -141,7 +141,7 @@ def resume(now: datetime, actor: str, reason: str | None = None) -> dict[str, An
 
 def release_halted(msg: OutboundMessage) -> str:
     """A claimed row while sending is halted: back to pending, untouched otherwise; commits."""
-    msg.status, msg.claimed_by, msg.claimed_at = "pending", None, None
+    msg.status, msg.claimed_by, msg.claimed_at = OutboundStatus.PENDING, None, None
     msg.attempts = max(0, (msg.attempts or 1) - 1)
     db.session.commit()
     return "halted"
@@ -149,7 +149,7 @@ def release_halted(msg: OutboundMessage) -> str:
 
 def hold_back(msg: OutboundMessage, err: ProviderError, now: datetime) -> str:
     """The provider did not take the text and it must wait: halted for everyone, or deferred; commits."""
-    msg.status, msg.claimed_by, msg.claimed_at = "pending", None, None
+    msg.status, msg.claimed_by, msg.claimed_at = OutboundStatus.PENDING, None, None
     msg.error_code = str(err.code)[:64] if err.code else None
     msg.error_message = str(err)[:500]
     if err.halt:
@@ -174,7 +174,7 @@ def coalesce_alerts(now: datetime) -> int:
         select(OutboundMessage.id, OutboundMessage.to_e164, OutboundMessage.params, Participant.record_id)
         .outerjoin(Participant, Participant.id == OutboundMessage.participant_id)
         .where(
-            OutboundMessage.status == "pending",
+            OutboundMessage.status == OutboundStatus.PENDING,
             OutboundMessage.kind == "redflag_alert",
             OutboundMessage.due_at <= now,
         )
@@ -195,7 +195,7 @@ def coalesce_alerts(now: datetime) -> int:
         carrier, others = group[0], [row.id for row in group[1:]]
         db.session.execute(
             update(OutboundMessage)
-            .where(OutboundMessage.id == carrier.id, OutboundMessage.status == "pending")
+            .where(OutboundMessage.id == carrier.id, OutboundMessage.status == OutboundStatus.PENDING)
             .values(params={"records": records_label(records), "record_ids": records}, updated_at=now),
             execution_options={"synchronize_session": False},
         )
@@ -203,8 +203,12 @@ def coalesce_alerts(now: datetime) -> int:
             "CursorResult[Any]",  # an UPDATE's result, which has the row count
             db.session.execute(
                 update(OutboundMessage)
-                .where(OutboundMessage.id.in_(others), OutboundMessage.status == "pending")
-                .values(status="skipped", error_message=f"coalesced into alert {carrier.id}", updated_at=now),
+                .where(OutboundMessage.id.in_(others), OutboundMessage.status == OutboundStatus.PENDING)
+                .values(
+                    status=OutboundStatus.SKIPPED,
+                    error_message=f"coalesced into alert {carrier.id}",
+                    updated_at=now,
+                ),
                 execution_options={"synchronize_session": False},
             ),
         ).rowcount

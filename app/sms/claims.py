@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 
 from app.extensions import db
-from app.models import OutboundMessage
+from app.models import OutboundMessage, OutboundStatus
 
 
 def worker_id(index: int = 0) -> str:
@@ -28,14 +28,14 @@ def claim(now: datetime, worker: str, limit: int = 1, ids: list[int] | None = No
     """
     pick = (
         select(OutboundMessage.id)
-        .where(OutboundMessage.status == "pending", OutboundMessage.due_at <= now)
+        .where(OutboundMessage.status == OutboundStatus.PENDING, OutboundMessage.due_at <= now)
         .order_by(OutboundMessage.due_at, OutboundMessage.id)
         .limit(limit)
     )
     if ids is not None:
         pick = pick.where(OutboundMessage.id.in_(ids))
     values = {
-        "status": "sending",
+        "status": OutboundStatus.SENDING,
         "claimed_at": now,
         "claimed_by": worker,
         "attempts": OutboundMessage.attempts + 1,
@@ -46,14 +46,17 @@ def claim(now: datetime, worker: str, limit: int = 1, ids: list[int] | None = No
         picked = pick.with_for_update(skip_locked=True).cte("picked")
         stmt = (
             update(OutboundMessage)
-            .where(OutboundMessage.id == picked.c.id, OutboundMessage.status == "pending")
+            .where(OutboundMessage.id == picked.c.id, OutboundMessage.status == OutboundStatus.PENDING)
             .values(**values)
             .returning(OutboundMessage.id)
         )
     else:
         stmt = (
             update(OutboundMessage)
-            .where(OutboundMessage.id.in_(pick.scalar_subquery()), OutboundMessage.status == "pending")
+            .where(
+                OutboundMessage.id.in_(pick.scalar_subquery()),
+                OutboundMessage.status == OutboundStatus.PENDING,
+            )
             .values(**values)
             .returning(OutboundMessage.id)
         )
@@ -66,7 +69,7 @@ def skip_stale_reminders(now: datetime) -> int:
     """Pending reminders of a visit whose later slot is also due are skipped: only the latest goes out."""
     rows = db.session.execute(
         select(OutboundMessage.id, OutboundMessage.visit_id, OutboundMessage.slot).where(
-            OutboundMessage.status == "pending",
+            OutboundMessage.status == OutboundStatus.PENDING,
             OutboundMessage.kind == "reminder",
             OutboundMessage.due_at <= now,
         )
@@ -80,8 +83,13 @@ def skip_stale_reminders(now: datetime) -> int:
     for start in range(0, len(stale), 500):
         db.session.execute(
             update(OutboundMessage)
-            .where(OutboundMessage.id.in_(stale[start : start + 500]), OutboundMessage.status == "pending")
-            .values(status="skipped", error_message="stale: a later reminder is due", updated_at=now),
+            .where(
+                OutboundMessage.id.in_(stale[start : start + 500]),
+                OutboundMessage.status == OutboundStatus.PENDING,
+            )
+            .values(
+                status=OutboundStatus.SKIPPED, error_message="stale: a later reminder is due", updated_at=now
+            ),
             execution_options={"synchronize_session": False},
         )
     db.session.commit()

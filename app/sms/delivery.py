@@ -20,7 +20,7 @@ from sqlalchemy.engine import CursorResult
 
 from app import audit
 from app.extensions import db
-from app.models import OutboundMessage, Participant, SmsStatusEvent
+from app.models import OutboundMessage, OutboundStatus, Participant, SmsStatusEvent
 from app.participants.pending_texts import cancel_pending_texts
 
 log = logging.getLogger(__name__)
@@ -191,7 +191,7 @@ def apply_status(msg: OutboundMessage, provider_status: str, error_code: str | N
     lower = [status for status, rank in RANK.items() if rank < RANK[new]]
     values: dict[str, Any] = {"status": new, "updated_at": now}
     code = error_code_value(error_code)
-    if new in ("undelivered", "failed"):
+    if new in (OutboundStatus.UNDELIVERED, OutboundStatus.FAILED):
         values["error_code"] = error_code
         values["error_message"] = ERROR_TEXT.get(code or 0, f"delivery failed ({provider_status})")
     changed = cast(
@@ -204,7 +204,7 @@ def apply_status(msg: OutboundMessage, provider_status: str, error_code: str | N
         ),
     ).rowcount
     db.session.expire(msg, ["status", "error_code", "error_message", "updated_at"])
-    if changed != 1 or new not in ("undelivered", "failed"):
+    if changed != 1 or new not in (OutboundStatus.UNDELIVERED, OutboundStatus.FAILED):
         return
     if code:
         apply_error_effects(msg, code, now)

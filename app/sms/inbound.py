@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
-from app.models import InboundMessage, OutboundMessage, Participant, Visit
+from app.models import InboundMessage, OutboundMessage, OutboundStatus, Participant, Visit
 from app.participants import lifecycle
 from app.participants.links import issue_link, link_url
 from app.sms.providers import mask_number
@@ -161,7 +161,9 @@ def _answer_other(
         to_e164=person.phone_e164,
         language=language,
         template=template,
-        status="sent" if inline else "pending",  # sent as the TwiML answer, or by the send pass
+        status=OutboundStatus.SENT
+        if inline
+        else OutboundStatus.PENDING,  # sent as the TwiML answer, or by the send pass
         due_at=now,
         sent_at=now if inline else None,
         created_by="system:inbound",

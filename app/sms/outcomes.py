@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import case, literal, update
 
 from app.extensions import db
-from app.models import OutboundMessage, UTCDateTime, Visit
+from app.models import OutboundMessage, OutboundStatus, UTCDateTime, Visit
 from app.models.messaging import LINK_KINDS
 from app.sms import delivery
 from app.sms.providers import Accepted, ProviderError
@@ -21,7 +21,7 @@ def record_accepted(
 ) -> None:
     """The provider has the text: keep its SID, count the reminder on the visit, apply early callbacks."""
     msg.provider_sid = accepted.sid
-    msg.status = delivery.our_status(accepted.status) or "queued"
+    msg.status = delivery.our_status(accepted.status) or OutboundStatus.QUEUED
     msg.sent_at = now
     msg.claimed_by = None
     msg.error_code = None
@@ -48,7 +48,7 @@ def record_accepted(
 
 def record_rejected(msg: OutboundMessage, err: ProviderError, now: datetime) -> None:
     """The provider refused the text for good: mark it failed and apply what the error code means."""
-    msg.status = "failed"
+    msg.status = OutboundStatus.FAILED
     msg.claimed_by = None
     msg.error_code = str(err.code)[:64] if err.code else None
     msg.error_message = str(err)[:500]

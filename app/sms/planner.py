@@ -20,7 +20,7 @@ from sqlalchemy.sql import FromClause
 
 from app import audit
 from app.extensions import db
-from app.models import OutboundMessage, Participant, Visit
+from app.models import OutboundMessage, OutboundStatus, Participant, Visit
 from app.schedule import SendWindow, VisitSpec, compute_visit, parse_visit_plan
 from app.schedule.engine import ReminderTime
 
@@ -117,7 +117,7 @@ def plan_due(now: datetime) -> PlanResult:
                         "to_e164": row.phone_e164,
                         "language": row.language,
                         "template": _reminder_template(index),
-                        "status": "skipped" if stale else "pending",
+                        "status": OutboundStatus.SKIPPED if stale else OutboundStatus.PENDING,
                         "error_message": STALE_EARLIER if stale else None,
                         "due_at": reminder.due_at,
                         "schedule_version": row.schedule_version,
@@ -130,8 +130,8 @@ def plan_due(now: datetime) -> PlanResult:
             # Core executemany: one compiled statement for the whole chunk (the ORM path compiles per row).
             stmt = dialect_insert(OutboundMessage.__table__).on_conflict_do_nothing()
             db.session.connection().execute(stmt, inserts)
-            result.planned += sum(1 for row in inserts if row["status"] == "pending")
-            result.stale += sum(1 for row in inserts if row["status"] == "skipped")
+            result.planned += sum(1 for row in inserts if row["status"] == OutboundStatus.PENDING)
+            result.stale += sum(1 for row in inserts if row["status"] == OutboundStatus.SKIPPED)
         db.session.commit()
     if result.planned or result.stale:
         log.info("planned %d reminders, skipped %d stale slots", result.planned, result.stale)
@@ -191,7 +191,9 @@ def queue_manual_reminder(
             .where(
                 OutboundMessage.participant_id == participant.id,
                 OutboundMessage.kind == "manual",
-                OutboundMessage.status.notin_(("cancelled", "skipped", "failed")),
+                OutboundMessage.status.notin_(
+                    (OutboundStatus.CANCELLED, OutboundStatus.SKIPPED, OutboundStatus.FAILED)
+                ),
                 OutboundMessage.created_at > now - timedelta(minutes=interval),
             )
         )
@@ -219,7 +221,7 @@ def queue_manual_reminder(
         to_e164=participant.phone_e164,
         language=participant.language,
         template="reminder",
-        status="pending",
+        status=OutboundStatus.PENDING,
         due_at=now,
         schedule_version=visit.schedule_version,
         created_by=actor,

@@ -20,7 +20,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import OutboundMessage
+from app.models import OutboundMessage, OutboundStatus
 from app.sms.matching import SKEW, matches
 from app.sms.outcomes import record_accepted
 from app.sms.providers import Accepted, ProviderError, get_provider
@@ -66,7 +66,7 @@ def reconcile_stuck(now: datetime) -> dict[str, int]:
     ids = list(
         db.session.scalars(
             select(OutboundMessage.id).where(
-                OutboundMessage.status == "sending", OutboundMessage.claimed_at <= cutoff
+                OutboundMessage.status == OutboundStatus.SENDING, OutboundMessage.claimed_at <= cutoff
             )
         )
     )
@@ -77,7 +77,7 @@ def reconcile_stuck(now: datetime) -> dict[str, int]:
     try:
         for msg_id in ids:
             msg = db.session.get(OutboundMessage, msg_id)
-            if msg is None or msg.status != "sending":
+            if msg is None or msg.status != OutboundStatus.SENDING:
                 continue
             outcome = _resolve(msg, provider, now, record_accepted)
             counts[outcome] += 1
@@ -131,7 +131,7 @@ def _resolve(
 
 
 def _release(msg: OutboundMessage, reason: str) -> str:
-    msg.status, msg.claimed_by, msg.claimed_at = "pending", None, None
+    msg.status, msg.claimed_by, msg.claimed_at = OutboundStatus.PENDING, None, None
     msg.error_message = reason
     log.info("reconcile: message %s back to pending (%s)", msg.id, reason)
     return "released"

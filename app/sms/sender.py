@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from app.extensions import db
-from app.models import OutboundMessage, Participant
+from app.models import OutboundMessage, OutboundStatus, Participant
 from app.sms import carriers, concurrency, delivery
 from app.sms.checks import decide
 from app.sms.claims import claim, skip_stale_reminders, worker_id
@@ -49,13 +49,13 @@ def prepare(msg: OutboundMessage, now: datetime) -> Decision | Message:
     if unsendable and decision.action == "send":
         decision = Decision("skip", unsendable)
     if decision.action == "skip":
-        msg.status, msg.error_message = "skipped", decision.reason[:500]
+        msg.status, msg.error_message = OutboundStatus.SKIPPED, decision.reason[:500]
         msg.claimed_by = None
         db.session.commit()
         log.info("message %s skipped: %s", msg.id, decision.reason)
         return decision
     if decision.action == "defer":
-        msg.status, msg.claimed_by, msg.claimed_at = "pending", None, None
+        msg.status, msg.claimed_by, msg.claimed_at = OutboundStatus.PENDING, None, None
         msg.due_at = decision.until or now + RETRY_LATER
         msg.error_message = decision.reason[:500]
         db.session.commit()
@@ -85,7 +85,7 @@ def process(
             joinedload(OutboundMessage.visit),
         )
     )
-    if msg is None or msg.status != "sending" or msg.claimed_by != worker:
+    if msg is None or msg.status != OutboundStatus.SENDING or msg.claimed_by != worker:
         return "lost"
     if check_halt and carriers.halted():
         return carriers.release_halted(msg)

@@ -11,7 +11,7 @@ from flask import current_app
 
 from app.backoff import backoff_ceiling
 from app.extensions import db
-from app.models import OutboundMessage
+from app.models import OutboundMessage, OutboundStatus
 from app.sms import carriers, concurrency, ratelimit
 from app.sms.bodies import status_callback_url
 from app.sms.matching import find_match
@@ -67,7 +67,7 @@ def transmit(msg: OutboundMessage, message: Message, provider: SmsProvider, now:
         db.session.commit()
         return "sent"
     # Not taken (429) or verified absent (5xx): safe to try again on a later pass.
-    msg.status, msg.claimed_by, msg.claimed_at = "pending", None, None
+    msg.status, msg.claimed_by, msg.claimed_at = OutboundStatus.PENDING, None, None
     msg.due_at = now + RETRY_LATER
     msg.error_message = "provider unavailable; will retry"
     db.session.commit()
