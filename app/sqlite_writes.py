@@ -54,9 +54,8 @@ class SerializedWritesConnection(sqlite3.Connection):
         self._holding = self._write_lock.acquire(timeout=LOCK_WAIT)
 
     def _release(self) -> None:
-        if self._holding and not self.in_transaction:
-            self._holding = False
-            assert self._write_lock is not None  # _holding is only ever set with a lock
+        if self._holding and not self.in_transaction and self._write_lock is not None:
+            self._holding = False  # _holding is only ever set with a lock
             self._write_lock.release()
 
     def commit(self) -> None:
@@ -75,7 +74,6 @@ class SerializedWritesConnection(sqlite3.Connection):
         try:
             super().close()
         finally:
-            if self._holding:
+            if self._holding and self._write_lock is not None:
                 self._holding = False
-                assert self._write_lock is not None
                 self._write_lock.release()
