@@ -65,6 +65,34 @@ def claim(now: datetime, worker: str, limit: int = 1, ids: list[int] | None = No
     return claimed
 
 
+def release(ids: list[int], worker: str, now: datetime) -> int:
+    """Rows `worker` claimed but never began (its pass stopped first): pending again, as if never claimed.
+
+    Only rows still `sending` under that claim and untouched since: nothing was composed or sent for
+    them, so they are not left for reconcile to ask the provider about. Commits; returns how many.
+    """
+    if not ids:
+        return 0
+    result = db.session.execute(
+        update(OutboundMessage)
+        .where(
+            OutboundMessage.id.in_(ids),
+            OutboundMessage.status == OutboundStatus.SENDING,
+            OutboundMessage.claimed_by == worker,
+        )
+        .values(
+            status=OutboundStatus.PENDING,
+            claimed_by=None,
+            claimed_at=None,
+            attempts=OutboundMessage.attempts - 1,
+            updated_at=now,
+        ),
+        execution_options={"synchronize_session": False},
+    )
+    db.session.commit()
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def skip_stale_reminders(now: datetime) -> int:
     """Pending reminders of a visit whose later slot is also due are skipped: only the latest goes out."""
     rows = db.session.execute(

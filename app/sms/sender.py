@@ -25,6 +25,7 @@ from app.extensions import db
 from app.models import OutboundMessage, OutboundStatus, Participant
 from app.sms import carriers, concurrency, delivery
 from app.sms.checks import decide
+from app.sms.claim_queue import ClaimQueue
 from app.sms.claims import claim, skip_stale_reminders, worker_id
 from app.sms.decisions import Decision
 from app.sms.kinds import unsendable_reason
@@ -37,7 +38,8 @@ log = logging.getLogger(__name__)
 
 LATE = timedelta(minutes=15)  # a text sent later than this after its due time was "caught up"
 IDLE_SENDER_POLL = 0.1  # seconds between an idle sender's looks at whether the rate needs it now
-# Rows one sender thread claims at a time: fewer claim transactions, still a short wait for the rest.
+# Rows claimed in one transaction for the pass's shared queue (app.sms.claim_queue), and how many texts a
+# sender sends between its reads of the database's halt.
 CLAIM_BATCH = 8
 
 
@@ -107,7 +109,7 @@ def send_due(now: datetime, stop: threading.Event | None = None) -> dict[str, in
     if carriers.halted():
         log.warning("send pass holds every text: %s", carriers.halt_reason())
     threads = concurrency.ceiling(app.config)
-    drained = threading.Event()  # the queue is empty: idle senders stop waiting for their turn
+    queue = ClaimQueue(now, CLAIM_BATCH)
     counts: Counter[str] = Counter()
     lock = threading.Lock()
     started = time.monotonic()
@@ -115,47 +117,53 @@ def send_due(now: datetime, stop: threading.Event | None = None) -> dict[str, in
     def run(index: int) -> None:
         with app.app_context():
             provider = get_provider()
-            me = worker_id(index)
             # This thread's own session: a commit need not expire what it wrote (each text is read
             # afresh below, its participant and visit with it), which saves a reload per commit.
             session = db.session()
             session.expire_on_commit = False
+            taken, halts = 0, 0
             try:
                 while True:
-                    halts = carriers.halts_recorded()  # before the read: a halt after it is seen below
-                    if (stop is not None and stop.is_set()) or carriers.halted():
+                    if stop is not None and stop.is_set():
                         return
+                    if taken % CLAIM_BATCH == 0:  # the database's halt, read once per CLAIM_BATCH texts
+                        halts = carriers.halts_recorded()  # before the read: a later halt is seen below
+                        if carriers.halted():
+                            return
                     if index >= concurrency.wanted(app.config):  # not needed at this latency (yet)
-                        if drained.wait(IDLE_SENDER_POLL):
+                        if queue.drained.wait(IDLE_SENDER_POLL):
                             return
                         continue
-                    ids = claim(now, me, limit=CLAIM_BATCH)
-                    if not ids:
-                        drained.set()
+                    msg_id = queue.take()
+                    if msg_id is None:
                         return
-                    for msg_id in ids:
-                        current = now + timedelta(seconds=time.monotonic() - started)
-                        session.expunge_all()  # nothing of the last text is trusted for this one
-                        recheck = carriers.halts_recorded() != halts
-                        try:
-                            with concurrency.timed(app.config["SMS_BACKEND"]):
-                                outcome = process(msg_id, me, provider, current, check_halt=recheck)
-                        except Exception:
-                            db.session.rollback()
-                            log.exception("message %s: send failed unexpectedly; left for reconcile", msg_id)
-                            outcome = "error"
-                        with lock:
-                            counts[outcome] += 1
+                    taken += 1
+                    current = now + timedelta(seconds=time.monotonic() - started)
+                    session.expunge_all()  # nothing of the last text is trusted for this one
+                    recheck = carriers.halts_recorded() != halts
+                    try:
+                        with concurrency.timed(app.config["SMS_BACKEND"]):
+                            outcome = process(msg_id, queue.worker, provider, current, check_halt=recheck)
+                    except Exception:
+                        db.session.rollback()
+                        log.exception("message %s: send failed unexpectedly; left for reconcile", msg_id)
+                        outcome = "error"
+                    with lock:
+                        counts[outcome] += 1
             finally:
                 provider.close()
                 db.session.remove()
 
-    if threads == 1:
-        run(0)
-    else:
-        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sms-send") as pool:
-            for future in [pool.submit(run, i) for i in range(threads)]:
-                future.result()
+    try:
+        if threads == 1:
+            run(0)
+        else:
+            with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sms-send") as pool:
+                for future in [pool.submit(run, i) for i in range(threads)]:
+                    future.result()
+    finally:
+        # Claimed but never begun (stopped or halted first): pending again, not left for reconcile.
+        queue.release_unsent(now + timedelta(seconds=time.monotonic() - started))
     delivery.apply_orphan_events(now + timedelta(seconds=time.monotonic() - started))
     summary = {
         "sent": counts["sent"] + counts["caught_up"],

@@ -37,11 +37,12 @@ def transmit(msg: OutboundMessage, message: Message, provider: SmsProvider, now:
     callback = status_callback_url()
     for attempt in range(MAX_TRIES):
         if provider.rate_limited:
-            concurrency.waited(ratelimit.wait_turn(rate))
+            ratelimit.wait_turn(rate)
         try:
-            accepted = provider.send_message(
-                msg.to_e164 or "", message, ref=str(msg.id), status_callback=callback
-            )
+            with concurrency.provider_call():
+                accepted = provider.send_message(
+                    msg.to_e164 or "", message, ref=str(msg.id), status_callback=callback
+                )
         except ProviderError as err:
             if err.halt or err.defer:
                 return carriers.hold_back(msg, err, now)

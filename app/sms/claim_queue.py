@@ -1,0 +1,48 @@
+"""The rows one send pass has claimed, handed out one at a time to whichever sender thread is free.
+
+Claiming is a write transaction, so rows are claimed in batches; before this queue each sender thread
+claimed its own batch and had to send all of it. A pass that started with many senders (before it had
+timed the provider) then kept them all busy until every batch was through, and the number of senders
+could only change at batch boundaries. Shared, a batch goes to whoever is free, and a sender the rate
+no longer needs stops after the text in hand.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from datetime import datetime
+
+from app.sms.claims import claim, release, worker_id
+
+
+class ClaimQueue:
+    """Claimed outbox ids under one worker id for the pass; `take` claims the next batch when empty."""
+
+    def __init__(self, now: datetime, batch: int) -> None:
+        self.now = now
+        self.batch = batch
+        self.worker = worker_id(0)
+        self.drained = threading.Event()  # nothing due is left: idle senders stop waiting for their turn
+        self._ids: deque[int] = deque()
+        self._lock = threading.Lock()
+
+    def take(self) -> int | None:
+        """The next claimed id, claiming a batch first if none is held; None once nothing due is left.
+
+        Runs in the caller's thread and database session: the claim commits there.
+        """
+        with self._lock:
+            if not self._ids and not self.drained.is_set():
+                claimed = claim(self.now, self.worker, limit=self.batch)
+                if claimed:
+                    self._ids.extend(claimed)
+                else:
+                    self.drained.set()
+            return self._ids.popleft() if self._ids else None
+
+    def release_unsent(self, now: datetime) -> int:
+        """Hand back every id still held (the pass stopped or halted before a sender took it); commits."""
+        with self._lock:
+            ids, self._ids = list(self._ids), deque()
+        return release(ids, self.worker, now)

@@ -1,0 +1,61 @@
+"""The send pass's shared claim queue: one batch at a time, each row to one sender, unsent rows handed back."""
+
+from __future__ import annotations
+
+import threading
+
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import OutboundMessage, OutboundStatus
+from app.sms.claim_queue import ClaimQueue
+from app.sms.planner import plan_due
+from app.sms.sender import send_due
+from tests.sms.conftest import NOW, open_visit
+
+
+def _rows() -> list[OutboundMessage]:
+    db.session.expire_all()
+    return list(db.session.scalars(select(OutboundMessage).order_by(OutboundMessage.id)))
+
+
+def test_rows_are_claimed_in_batches_and_each_handed_out_once(twilio_server):
+    for _ in range(5):
+        open_visit()
+    assert plan_due(NOW).planned == 5
+    queue = ClaimQueue(NOW, batch=2)
+    first = queue.take()
+    claimed = [r for r in _rows() if r.status == OutboundStatus.SENDING]
+    assert len(claimed) == 2 and {r.claimed_by for r in claimed} == {queue.worker}  # one batch, not all
+    taken = [first] + [queue.take() for _ in range(4)]
+    assert sorted(taken) == sorted(r.id for r in _rows())  # every row once
+    assert queue.take() is None and queue.drained.is_set()
+
+
+def test_rows_claimed_but_never_begun_go_back_to_pending_untouched(twilio_server):
+    for _ in range(4):
+        open_visit()
+    plan_due(NOW)
+    queue = ClaimQueue(NOW, batch=4)
+    begun = queue.take()
+    assert queue.release_unsent(NOW) == 3
+    rows = {r.id: r for r in _rows()}
+    assert rows[begun].status == OutboundStatus.SENDING  # in a sender's hands: reconcile's business
+    others = [r for r in rows.values() if r.id != begun]
+    assert all(r.status == OutboundStatus.PENDING for r in others)
+    assert all(r.claimed_by is None and r.claimed_at is None and r.attempts == 0 for r in others)
+    assert queue.release_unsent(NOW) == 0  # nothing held twice
+
+
+def test_a_stopped_pass_leaves_nothing_claimed(twilio_server):
+    for _ in range(6):
+        open_visit()
+    plan_due(NOW)
+    stop = threading.Event()
+    stop.set()  # SIGTERM before the first text
+    summary = send_due(NOW, stop=stop)
+    assert summary["sent"] == 0
+    assert {r.status for r in _rows()} == {OutboundStatus.PENDING}
+    assert twilio_server.state.messages == []
+    assert send_due(NOW)["sent"] == 6  # the next pass sends every one, once
+    assert len(twilio_server.state.messages) == 6
