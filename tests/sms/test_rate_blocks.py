@@ -44,3 +44,36 @@ def test_held_slots_from_before_a_clock_step_back_are_dropped(twilio_server):
 def test_ordinary_rates_take_one_slot_at_a_time(twilio_server):
     assert ratelimit.block_size(1.0) == ratelimit.block_size(19.0) == 1
     assert ratelimit.block_size(10_000.0) == ratelimit.BLOCK_MAX
+
+
+class _LateClock:
+    """A fake clock whose every sleep overruns by `late` seconds, as a thread waking on a busy interpreter."""
+
+    def __init__(self, late: float) -> None:
+        self.now, self.late = 1_900_000_000.0, late
+
+    def time(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float, stop=None) -> None:
+        if seconds > 0:
+            self.now += seconds + self.late
+
+
+def test_late_wake_ups_do_not_push_every_later_start_back(monkeypatch):
+    """Texts whose slots have passed are spaced CATCH_UP_SPACING apart from the planned starts, so a thread
+    waking 3 ms late delays its own text, not the 19 after it (the rate stayed at the setting)."""
+    clock = _LateClock(late=0.003)
+    monkeypatch.setattr(ratelimit, "time", clock)
+    monkeypatch.setattr(ratelimit, "_sleep", clock.sleep)
+    monkeypatch.setattr(ratelimit, "take_slot", lambda rate, name=ratelimit.BUCKET: clock.now - 0.001)
+    monkeypatch.setattr(ratelimit, "_last_start", {})
+    begun = clock.now
+    for _ in range(20):
+        ratelimit.wait_turn(100.0)
+    spacing = ratelimit.CATCH_UP_SPACING / 100.0
+    assert clock.now - begun < 20 * spacing + 0.003 + 1e-9  # one overrun in all, not one per text
+    assert clock.now - begun >= 19 * spacing  # still never closer than the catch-up spacing
