@@ -14,12 +14,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 from flask import current_app
 from sqlalchemy import select, update
 from sqlalchemy.engine import CursorResult
+from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
 from app.models import OutboundMessage, OutboundStatus, Participant, SystemState
@@ -58,6 +60,7 @@ def halt_state() -> dict[str, Any] | None:
     return value
 
 
+_halt_lock = threading.Lock()  # one sender of this process at a time records a halt (hold_back)
 _halts_recorded = 0  # halts this process has written: a sender re-reads the halt mid-batch only after one
 
 
@@ -91,7 +94,7 @@ def halt(err: ProviderError, now: datetime) -> None:
         "backend": config["SMS_BACKEND"],
         "fingerprint": settings_fingerprint(config),
     }
-    row = db.session.get(SystemState, HALT_KEY)
+    row = db.session.get(SystemState, HALT_KEY, populate_existing=True)  # as committed, not as last seen
     if row is None:
         db.session.add(SystemState(key=HALT_KEY, value=value))
     else:
@@ -149,12 +152,18 @@ def release_halted(msg: OutboundMessage) -> str:
 
 def hold_back(msg: OutboundMessage, err: ProviderError, now: datetime) -> str:
     """The provider did not take the text and it must wait: halted for everyone, or deferred; commits."""
-    msg.status, msg.claimed_by, msg.claimed_at = OutboundStatus.PENDING, None, None
-    msg.error_code = str(err.code)[:64] if err.code else None
-    msg.error_message = str(err)[:500]
+    _hold(msg, err)
     if err.halt:
-        halt(err, now)
-        db.session.commit()
+        # Senders of one process meet the same bad template at once: one records (and logs) the halt,
+        # the others then find it recorded. Another process recording it first fails our insert.
+        with _halt_lock:
+            halt(err, now)
+            try:
+                db.session.commit()
+            except IntegrityError:
+                db.session.rollback()
+                _hold(msg, err)
+                db.session.commit()
         return "halted"
     msg.due_at = now + (err.defer or DEFER_DEFAULT)
     log.info(
@@ -162,6 +171,12 @@ def hold_back(msg: OutboundMessage, err: ProviderError, now: datetime) -> str:
     )
     db.session.commit()
     return "deferred"
+
+
+def _hold(msg: OutboundMessage, err: ProviderError) -> None:
+    msg.status, msg.claimed_by, msg.claimed_at = OutboundStatus.PENDING, None, None
+    msg.error_code = str(err.code)[:64] if err.code else None
+    msg.error_message = str(err)[:500]
 
 
 def coalesce_alerts(now: datetime) -> int:

@@ -23,7 +23,9 @@ class ClaimQueue:
         self.now = now
         self.batch = batch
         self.worker = worker_id(0)
-        self.drained = threading.Event()  # nothing due is left: idle senders stop waiting for their turn
+        # Set once no more rows will be handed out: nothing due is left, or a sender ended the pass (stop,
+        # halt, an error); idle senders wait on it, so the pass never outlives its active senders.
+        self.drained = threading.Event()
         self._ids: deque[int] = deque()
         self._lock = threading.Lock()
 
@@ -33,13 +35,19 @@ class ClaimQueue:
         Runs in the caller's thread and database session: the claim commits there.
         """
         with self._lock:
-            if not self._ids and not self.drained.is_set():
+            if self.drained.is_set():
+                return None
+            if not self._ids:
                 claimed = claim(self.now, self.worker, limit=self.batch)
                 if claimed:
                     self._ids.extend(claimed)
                 else:
                     self.drained.set()
             return self._ids.popleft() if self._ids else None
+
+    def close(self) -> None:
+        """No more rows for this pass (a sender stopped, halted or failed): `take` returns None from now."""
+        self.drained.set()
 
     def release_unsent(self, now: datetime) -> int:
         """Hand back every id still held (the pass stopped or halted before a sender took it); commits."""

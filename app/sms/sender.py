@@ -151,6 +151,9 @@ def send_due(now: datetime, stop: threading.Event | None = None) -> dict[str, in
                     with lock:
                         counts[outcome] += 1
             finally:
+                # Whatever ended this sender (nothing left, stop, halt, an error) ends the pass: the idle
+                # senders waiting for their turn must not outlive it, or the pass never returns.
+                queue.close()
                 provider.close()
                 db.session.remove()
 

@@ -59,3 +59,41 @@ def test_a_stopped_pass_leaves_nothing_claimed(twilio_server):
     assert twilio_server.state.messages == []
     assert send_due(NOW)["sent"] == 6  # the next pass sends every one, once
     assert len(twilio_server.state.messages) == 6
+
+
+def test_a_sender_failing_ends_the_pass_for_the_idle_ones_too(twilio_server, monkeypatch):
+    """With senders idle (the rate needs fewer than the ceiling), an error in the active one must end the
+    whole pass: before, the idle ones waited for a drained queue that nobody would drain."""
+    from sqlalchemy.exc import OperationalError
+
+    import app.sms.claim_queue as claim_queue
+    from app.sms import concurrency
+
+    for _ in range(12):
+        open_visit()
+    plan_due(NOW)
+    monkeypatch.setattr(concurrency, "wanted", lambda config: 1)  # senders 1-3 of 4 stay idle
+    real_claim, calls = claim_queue.claim, []
+
+    def claim_then_lose_the_database(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 1:
+            raise OperationalError("SELECT", {}, Exception("the database went away"))
+        return real_claim(*args, **kwargs)
+
+    monkeypatch.setattr(claim_queue, "claim", claim_then_lose_the_database)
+    outcome: list[object] = []
+
+    def run_pass() -> None:
+        with twilio_server.app.app_context():
+            try:
+                outcome.append(send_due(NOW))
+            except OperationalError as exc:
+                outcome.append(exc)
+
+    worker = threading.Thread(target=run_pass, daemon=True)
+    worker.start()
+    worker.join(timeout=30)
+    assert not worker.is_alive(), "the send pass never returned"
+    assert isinstance(outcome[0], OperationalError)
+    assert len(twilio_server.state.messages) == 8  # the first batch went out, once
