@@ -25,29 +25,30 @@ class ClaimQueue:
         self.worker = worker_id(0)
         # Set once no more rows will be handed out: nothing due is left, or a sender ended the pass (stop,
         # halt, an error); idle senders wait on it, so the pass never outlives its active senders.
-        self.drained = threading.Event()
+        self.closed = threading.Event()
         self._ids: deque[int] = deque()
         self._lock = threading.Lock()
 
     def take(self) -> int | None:
-        """The next claimed id, claiming a batch first if none is held; None once nothing due is left.
+        """The next claimed id, claiming a batch first if none is held; None once the pass is closed
+        (nothing due is left, or a sender ended it).
 
         Runs in the caller's thread and database session: the claim commits there.
         """
         with self._lock:
-            if self.drained.is_set():
+            if self.closed.is_set():
                 return None
             if not self._ids:
                 claimed = claim(self.now, self.worker, limit=self.batch)
                 if claimed:
                     self._ids.extend(claimed)
                 else:
-                    self.drained.set()
+                    self.closed.set()
             return self._ids.popleft() if self._ids else None
 
     def close(self) -> None:
         """No more rows for this pass (a sender stopped, halted or failed): `take` returns None from now."""
-        self.drained.set()
+        self.closed.set()
 
     def release_unsent(self, now: datetime) -> int:
         """Hand back every id still held (the pass stopped or halted before a sender took it); commits."""

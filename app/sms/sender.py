@@ -131,7 +131,7 @@ def send_due(now: datetime, stop: threading.Event | None = None) -> dict[str, in
                         if carriers.halted():
                             return
                     if index >= concurrency.wanted(app.config):  # not needed at this latency (yet)
-                        if queue.drained.wait(IDLE_SENDER_POLL):
+                        if queue.closed.wait(IDLE_SENDER_POLL):
                             return
                         continue
                     msg_id = queue.take()

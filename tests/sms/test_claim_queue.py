@@ -29,7 +29,7 @@ def test_rows_are_claimed_in_batches_and_each_handed_out_once(twilio_server):
     assert len(claimed) == 2 and {r.claimed_by for r in claimed} == {queue.worker}  # one batch, not all
     taken = [first] + [queue.take() for _ in range(4)]
     assert sorted(taken) == sorted(r.id for r in _rows())  # every row once
-    assert queue.take() is None and queue.drained.is_set()
+    assert queue.take() is None and queue.closed.is_set()
 
 
 def test_rows_claimed_but_never_begun_go_back_to_pending_untouched(twilio_server):
